@@ -1,0 +1,372 @@
+"""Benchmark objectstore against moto and s3rver in one run.
+
+    python -m bench.run [--quick] [--servers objectstore,moto,s3rver] ...
+
+Progress goes to stderr; the markdown report (paste it into
+bench/RESULTS.md) goes to stdout.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: python bench/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report, servers, workloads  # noqa: E402
+from bench.report import Metric, Results, Sample  # noqa: E402
+
+WORKLOADS = ("put", "get", "head", "list", "large")
+
+# Buckets per workload, so one workload's objects never change another's
+# working set.
+PUT_BUCKET = "bench-put"
+READ_BUCKET = "bench-read"
+LIST_BUCKET = "bench-list"
+LARGE_BUCKET = "bench-large"
+
+FULL = dict(reps=3, ops=20000, duration=10.0, read_keys=1000, list_keys=10000,
+            large_size="1GiB")
+QUICK = dict(reps=3, ops=1000, duration=2.0, read_keys=200, list_keys=2000,
+             large_size="64MiB")
+
+OPS_S = Metric("ops_s", "ops/s", "ops/s", True, 0)
+P50 = Metric("p50_ms", "p50", "ms", False, 2)
+P99 = Metric("p99_ms", "p99", "ms", False, 2)
+SECONDS = Metric("seconds", "time", "s", False, 2)
+MBS = Metric("mb_s", "throughput", "MB/s", True, 0)
+RSS = Metric("rss_mib", "peak RSS", "MiB", False, 0)
+
+
+def parse_size(text):
+    units = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1 << 10, "M": 1e6, "MB": 1e6,
+             "MIB": 1 << 20, "G": 1e9, "GB": 1e9, "GIB": 1 << 30}
+    text = text.strip().upper()
+    number = text.rstrip("KMGIB")
+    return int(float(number) * units[text[len(number):]])
+
+
+def human_size(n):
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} B"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", default="objectstore,moto,s3rver",
+                   help="comma-separated subset of: " + ",".join(servers.SPECS))
+    p.add_argument("--baseline", default="objectstore",
+                   help="server whose advantage over the others is reported")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="comma-separated subset of: " + ",".join(WORKLOADS))
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+    p.add_argument("--reps", type=int, help=f"repetitions per workload per server "
+                   f"(default {FULL['reps']})")
+    p.add_argument("--object-size", type=parse_size, default=4096,
+                   help="small-object size (default 4KiB)")
+    p.add_argument("--ops", type=int, help=f"max ops per small-object run "
+                   f"(default {FULL['ops']})")
+    p.add_argument("--duration", type=float, help=f"max seconds per small-object "
+                   f"run (default {FULL['duration']})")
+    p.add_argument("--procs", type=int, default=4, help="load-generator processes")
+    p.add_argument("--conns", type=int, default=2,
+                   help="keep-alive connections per process")
+    p.add_argument("--read-keys", type=int, help=f"objects GET/HEAD cycle over "
+                   f"(default {FULL['read_keys']})")
+    p.add_argument("--list-keys", type=int, help=f"keys in the listed bucket "
+                   f"(default {FULL['list_keys']})")
+    p.add_argument("--page-size", type=int, default=1000, help="ListObjectsV2 max-keys")
+    p.add_argument("--large-size", type=parse_size,
+                   help=f"single-stream object size (default {FULL['large_size']})")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="max seconds for one listing or one large transfer")
+    p.add_argument("--json", type=Path, help="also write every measurement here")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temp directory (data and server logs)")
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, parse_size(value) if name == "large_size" else value)
+    args.servers = _choices(p, args.servers, servers.SPECS, "--servers")
+    args.workloads = _choices(p, args.workloads, WORKLOADS, "--workloads")
+    if min(args.reps, args.ops, args.procs, args.conns, args.read_keys,
+           args.list_keys, args.page_size, args.large_size) < 1:
+        p.error("counts and sizes must be positive")
+    return args
+
+
+def _choices(parser, text, allowed, flag):
+    chosen = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        parser.error(f"{flag}: unknown {unknown}; choose from {', '.join(allowed)}")
+    return chosen
+
+
+def log(message):
+    print(time.strftime("[%H:%M:%S] ") + message, file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args, running):
+        self.args = args
+        self.running = running  # name -> RunningServer
+        self.results = Results(list(running))
+        self.peaks_resettable = all(s.reset_peak() for s in running.values())
+        self.stream = workloads.RandomStream(args.large_size)
+        self.expected_etag = None
+
+    def setup(self):
+        """Untimed: buckets and the objects the read and list workloads use."""
+        a = self.args
+        if "large" in a.workloads:
+            log(f"computing the MD5 of the {human_size(a.large_size)} test stream")
+            self.expected_etag = self.stream.md5_hex()
+        for name, server in self.running.items():
+            ep = server.endpoint
+            t0 = time.perf_counter()
+            server.reset_peak()
+            for bucket in (PUT_BUCKET, READ_BUCKET, LIST_BUCKET, LARGE_BUCKET):
+                workloads.ensure_bucket(ep, bucket)
+            errors = []
+            if {"get", "head"} & set(a.workloads):
+                out = workloads.seed_small(ep, READ_BUCKET, "obj/", a.read_keys,
+                                           a.object_size, a.procs, a.conns)
+                errors += [out.error_sample] if out.errors else []
+            if "list" in a.workloads:
+                out = workloads.seed_small(ep, LIST_BUCKET, "key/", a.list_keys, 16,
+                                           a.procs, a.conns)
+                errors += [out.error_sample] if out.errors else []
+            self._record("setup", name, 0, server, {}, len(errors), "; ".join(errors))
+            log(f"{name}: setup done in {time.perf_counter() - t0:.1f} s"
+                + (f", ERRORS: {errors}" if errors else ""))
+
+    def run(self):
+        a = self.args
+        names = list(self.running)
+        for workload in a.workloads:
+            for rep in range(a.reps):
+                # Rotate the order so no server always runs first (or right
+                # after the heaviest peer) in a repetition.
+                for name in names[rep % len(names):] + names[: rep % len(names)]:
+                    getattr(self, "_" + workload)(name, rep)
+
+    def _record(self, workload, name, rep, server, values, errors=0, error_sample=""):
+        if self.peaks_resettable:
+            values = dict(values, rss_mib=server.peak_rss_kib() / 1024)
+        self.results.add(Sample(workload, name, rep, values, errors, error_sample))
+
+    def _small(self, op, name, rep):
+        a = self.args
+        server = self.running[name]
+        if op == "put":
+            job = workloads.SmallJob(server.endpoint, "put", PUT_BUCKET, f"r{rep}/", 0,
+                                     a.object_size, a.ops, a.duration, a.procs, a.conns)
+        else:
+            job = workloads.SmallJob(server.endpoint, op, READ_BUCKET, "obj/", a.read_keys,
+                                     a.object_size, a.ops, a.duration, a.procs, a.conns)
+        server.reset_peak()
+        out = workloads.run_small(job)
+        values = {"ops_s": out.ops_per_s, "p50_ms": out.percentile(50) * 1000,
+                  "p99_ms": out.percentile(99) * 1000, "ops": out.ops}
+        self._record(op, name, rep, server, values, out.errors, out.error_sample)
+        log(f"{op} #{rep + 1} {name}: {out.ops} ops in {out.seconds:.1f} s = "
+            f"{out.ops_per_s:.0f} ops/s, p50 {values['p50_ms']:.2f} ms, "
+            f"p99 {values['p99_ms']:.2f} ms" + _errors(out))
+
+    def _put(self, name, rep):
+        self._small("put", name, rep)
+
+    def _get(self, name, rep):
+        self._small("get", name, rep)
+
+    def _head(self, name, rep):
+        self._small("head", name, rep)
+
+    def _list(self, name, rep):
+        a = self.args
+        server = self.running[name]
+        server.reset_peak()
+        out = workloads.list_all(server.endpoint, LIST_BUCKET, a.list_keys, a.page_size,
+                                 a.timeout)
+        values = {"seconds": out.seconds, "page_p50_ms": out.percentile(50) * 1000}
+        self._record("list", name, rep, server, values, out.errors, out.error_sample)
+        log(f"list #{rep + 1} {name}: {out.ops} keys in {len(out.latencies)} pages, "
+            f"{out.seconds:.2f} s" + _errors(out))
+
+    def _large(self, name, rep):
+        a = self.args
+        server = self.running[name]
+        key = f"large-{rep}"
+        server.reset_peak()
+        out = workloads.put_large(server.endpoint, LARGE_BUCKET, key, self.stream,
+                                  a.timeout, self.expected_etag)
+        self._record("large_put", name, rep, server,
+                     {"mb_s": out.mb_per_s, "seconds": out.seconds},
+                     out.errors, out.error_sample)
+        log(f"large PUT #{rep + 1} {name}: {out.mb_per_s:.0f} MB/s "
+            f"({out.seconds:.1f} s)" + _errors(out))
+        server.reset_peak()
+        out = workloads.get_large(server.endpoint, LARGE_BUCKET, key, a.large_size,
+                                  a.timeout)
+        self._record("large_get", name, rep, server,
+                     {"mb_s": out.mb_per_s, "seconds": out.seconds},
+                     out.errors, out.error_sample)
+        log(f"large GET #{rep + 1} {name}: {out.mb_per_s:.0f} MB/s "
+            f"({out.seconds:.1f} s)" + _errors(out))
+        # Keep at most one large object per server on disk or in memory.
+        try:
+            workloads.delete_object(server.endpoint, LARGE_BUCKET, key)
+        except OSError as e:
+            log(f"{name}: DELETE {key} failed: {e!r}")
+
+
+def _errors(out):
+    return f" — {out.errors} ERRORS, first: {out.error_sample[:200]}" if out.errors else ""
+
+
+def render(args, bench, descriptions, started, elapsed):
+    res = bench.results
+    size = human_size(args.object_size)
+    large = human_size(args.large_size)
+    base = args.baseline
+    cmd = "python -m bench.run " + shlex.join(sys.argv[1:])
+    out = [
+        f"## Run of {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"- machine: {os.cpu_count()} CPUs ({_cpu_model()}), "
+        f"{_mem_gib():.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}",
+    ]
+    out += [f"- {d}" for d in descriptions]
+    out += [
+        f"- {args.reps} repetitions per workload per server, servers interleaved; "
+        f"load generator: {args.procs} processes × {args.conns} keep-alive "
+        f"connections, SigV4 header auth, 127.0.0.1",
+        f"- small objects: {size}, each run stops at {args.ops} ops or "
+        f"{args.duration:g} s; GET/HEAD cycle over {args.read_keys} keys",
+        f"- total wall time: {elapsed / 60:.1f} min",
+        "",
+        report.legend(base, res.servers),
+    ]
+    sections = []
+    small = [w for w in ("put", "get", "head") if w in args.workloads]
+    if small:
+        rows = [(w, Metric(m.key, f"{w.upper()} {m.label}", m.unit, m.higher_is_better,
+                           m.digits))
+                for w in small for m in (OPS_S, P50, P99)]
+        sections.append((f"### {size} objects: PUT, GET, HEAD", rows,
+                         small))
+    if "list" in args.workloads:
+        rows = [("list", Metric("seconds", f"list {args.list_keys} keys",
+                                "s", False, 2)),
+                ("list", Metric("page_p50_ms", "one page (median)", "ms", False, 1))]
+        sections.append((f"### Full listing (ListObjectsV2, pages of {args.page_size})",
+                         rows, ["list"]))
+    if "large" in args.workloads:
+        rows = [("large_put", Metric("mb_s", f"PUT {large}", "MB/s", True, 0)),
+                ("large_get", Metric("mb_s", f"GET {large}", "MB/s", True, 0))]
+        sections.append((f"### {large} single-stream PUT and GET", rows,
+                         ["large_put", "large_get"]))
+    rss_workloads = ["setup", *_expand(args.workloads)]
+    if bench.peaks_resettable:
+        rows = [(w, Metric("rss_mib", f"during {w}", "MiB", False, 0))
+                for w in rss_workloads]
+        rows.append(("end", Metric("rss_mib", "whole run", "MiB", False, 0)))
+    else:
+        rows = [("end", Metric("rss_mib", "whole run", "MiB", False, 0))]
+    sections.append(("### Server peak RSS (VmHWM, process and children)", rows,
+                     rss_workloads))
+    for title, rows, names in sections:
+        out += ["", title, "", report.table(res, rows, base)]
+        notes = report.error_notes(res, names)
+        if notes:
+            out += ["", notes]
+    return "\n".join(out)
+
+
+def _expand(names):
+    return [x for n in names for x in (("large_put", "large_get") if n == "large" else (n,))]
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _mem_gib():
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return _main(args)
+    except servers.ServerError as e:
+        log(f"error: {e}")
+        return 2
+
+
+def _main(args):
+    started = time.time()
+    root = Path(tempfile.mkdtemp(prefix="objectstore-bench-", dir="/tmp"))
+    running = {}
+    descriptions = []
+    try:
+        for name in args.servers:
+            spec = servers.SPECS[name]
+            descriptions.append(spec.describe())
+            running[name] = servers.start(name, root)
+            log(f"{name}: pid {running[name].pid} on port {running[name].port}, "
+                f"log {running[name].log_path}")
+        bench = Bench(args, running)
+        bench.setup()
+        bench.run()
+        # The whole-run peak needs a VmHWM that was never reset, which the
+        # per-workload figures have used up; the max of them is the same.
+        for name, server in running.items():
+            peaks = [s.values["rss_mib"] for s in bench.results.samples
+                     if s.server == name and "rss_mib" in s.values]
+            peaks.append(server.peak_rss_kib() / 1024)
+            bench.results.add(Sample("end", name, 0, {"rss_mib": max(peaks)}))
+    finally:
+        for server in running.values():
+            server.stop()
+        if args.keep:
+            log(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    elapsed = time.time() - started
+    text = render(args, bench, descriptions, started, elapsed)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"command": sys.argv, "servers": descriptions,
+             "samples": [asdict(s) for s in bench.results.samples]}, indent=1))
+    failed = any(s.errors for s in bench.results.samples)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

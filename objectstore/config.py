@@ -1,0 +1,69 @@
+"""Settings: built-in defaults < the config file < the command line.
+
+The result is one immutable Config; nothing else reads the file or argv.
+"""
+
+import configparser
+from dataclasses import dataclass, field, replace
+
+DEFAULT_LISTEN = "tcp:3333:interface=127.0.0.1"
+SECTION = "objectstore"
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: tuple = (DEFAULT_LISTEN,)
+    data_dir: str = "./data"
+    # With a domain, BUCKET.DOMAIN hosts address buckets virtual-host style.
+    domain: str = None
+    # fsync data, directories and the metadata log before answering a write.
+    fsync: bool = True
+    region: str = "us-east-1"
+    io_threads: int = 16
+    # Environment-seeded admin keys (never read from the file).
+    admin_keys: tuple = field(default=None, repr=False)
+
+
+def from_file(path, base=None):
+    """Read the ``[objectstore]`` section of an INI file over *base*."""
+    base = base or Config()
+    parser = configparser.ConfigParser()
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except configparser.Error as e:
+        raise ConfigError(f"{path}: {e}") from e
+    if not parser.has_section(SECTION):
+        return base
+    section = parser[SECTION]
+    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads"}
+    unknown = set(section) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]")
+    changes = {}
+    if "listen" in section:
+        changes["listen"] = tuple(line.strip() for line in section["listen"].splitlines() if line.strip())
+    for name in ("data_dir", "domain", "region"):
+        if name in section:
+            changes[name] = section[name].strip() or None
+    try:
+        if "fsync" in section:
+            changes["fsync"] = section.getboolean("fsync")
+        if "io_threads" in section:
+            changes["io_threads"] = section.getint("io_threads")
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    return replace(base, **changes)
+
+
+def with_environment(config, environ):
+    key, secret = environ.get("OBJECTSTORE_ACCESS_KEY"), environ.get("OBJECTSTORE_SECRET_KEY")
+    if bool(key) != bool(secret):
+        raise ConfigError("set both OBJECTSTORE_ACCESS_KEY and OBJECTSTORE_SECRET_KEY, or neither")
+    return replace(config, admin_keys=(key, secret)) if key else config

@@ -1,0 +1,103 @@
+"""The S3 errors every layer may raise.
+
+Storage, auth and the web edge all raise these; only ``objectstore.web.errors``
+turns them into the XML error document, so the wire format lives in one place.
+"""
+
+
+class S3Error(Exception):
+    """An error with S3's code, HTTP status and message."""
+
+    code = "InternalError"
+    status = 500
+    message = "We encountered an internal error. Please try again."
+
+    def __init__(self, message=None, **details):
+        self.message = message or self.message
+        # Extra elements AWS puts in the error document (BucketName, Key, ...).
+        self.details = details
+        super().__init__(self.message)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.message!r})"
+
+
+def _error(code, status, message):
+    return type(code, (S3Error,), {"code": code, "status": status, "message": message})
+
+
+InternalError = _error("InternalError", 500, S3Error.message)
+NotImplementedOperation = _error(
+    "NotImplemented", 501, "A header you provided implies functionality that is not implemented."
+)
+MethodNotAllowed = _error("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
+AccessDenied = _error("AccessDenied", 403, "Access Denied")
+InvalidAccessKeyId = _error(
+    "InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."
+)
+InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
+InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
+InvalidURI = _error("InvalidURI", 400, "Couldn't parse the specified URI.")
+MalformedXML = _error(
+    "MalformedXML",
+    400,
+    "The XML you provided was not well-formed or did not validate against our published schema.",
+)
+IncompleteBody = _error(
+    "IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header."
+)
+MissingContentLength = _error("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
+EntityTooLarge = _error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size.")
+InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")
+BadDigest = _error("BadDigest", 400, "The Content-MD5 you specified did not match what we received.")
+KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")
+InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
+NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
+NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
+BucketAlreadyExists = _error(
+    "BucketAlreadyExists",
+    409,
+    "The requested bucket name is not available. The bucket namespace is shared by all users "
+    "of the system. Please select a different name and try again.",
+)
+BucketAlreadyOwnedByYou = _error(
+    "BucketAlreadyOwnedByYou",
+    409,
+    "Your previous request to create the named bucket succeeded and you already own it.",
+)
+BucketNotEmpty = _error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
+InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
+PreconditionFailed = _error("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold")
+NoSuchBucketPolicy = _error("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+NoSuchCORSConfiguration = _error("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
+NoSuchLifecycleConfiguration = _error("NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist")
+NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+NoSuchWebsiteConfiguration = _error(
+    "NoSuchWebsiteConfiguration", 404, "The specified bucket does not have a website configuration"
+)
+NoSuchPublicAccessBlockConfiguration = _error(
+    "NoSuchPublicAccessBlockConfiguration", 404, "The public access block configuration was not found"
+)
+OwnershipControlsNotFoundError = _error(
+    "OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"
+)
+ServerSideEncryptionConfigurationNotFoundError = _error(
+    "ServerSideEncryptionConfigurationNotFoundError",
+    404,
+    "The server side encryption configuration was not found",
+)
+InvalidLocationConstraint = _error("InvalidLocationConstraint", 400, "The specified location-constraint is not valid")
+IllegalLocationConstraintException = _error(
+    "IllegalLocationConstraintException",
+    400,
+    "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.",
+)
+SlowDown = _error("SlowDown", 503, "Please reduce your request rate.")
+StorageFull = _error("XObjectstoreStorageFull", 507, "Storage backend has reached its minimum free drive threshold.")
+ObjectLockConfigurationNotFoundError = _error(
+    "ObjectLockConfigurationNotFoundError", 404, "Object Lock configuration does not exist for this bucket"
+)
+ReplicationConfigurationNotFoundError = _error(
+    "ReplicationConfigurationNotFoundError", 404, "The replication configuration was not found"
+)
+MetadataTooLarge = _error("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")

@@ -1,0 +1,129 @@
+"""``twistd objectstore``: options and the service tree they make."""
+
+import os
+from dataclasses import replace
+
+from twisted.application import service, strports
+from twisted.logger import Logger
+from twisted.python import usage
+
+from objectstore import config as configuration
+from objectstore.auth.credentials import Credentials, ensure_admin
+from objectstore.storage.store import Store
+from objectstore.web.request import S3Site
+from objectstore.web.root import S3
+
+log = Logger()
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Serve an S3-compatible object store from a data folder. Buckets and objects are kept "
+        "as blob files plus an SQLite index; an admin key pair is created on first start "
+        "(or taken from OBJECTSTORE_ACCESS_KEY / OBJECTSTORE_SECRET_KEY)."
+    )
+    optParameters = [
+        ["data-dir", "d", None, "Folder for buckets, objects and metadata [default: ./data]."],
+        ["config", "c", None, "INI file with an [objectstore] section (see etc/objectstore.conf)."],
+        ["domain", None, None, "Serve BUCKET.DOMAIN as virtual-host style addressing."],
+        ["region", None, None, "The region this server reports and signs for [default: us-east-1]."],
+    ]
+    optFlags = [
+        ["fsync", None, "Make writes durable before answering them (the default)."],
+        ["no-fsync", None, "Skip fsync: faster, but a power loss can lose acknowledged writes."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint):
+        """A strports endpoint to listen on, e.g. tcp:3333:interface=127.0.0.1 or
+        ssl:3443:privateKey=key.pem:certKey=cert.pem (repeatable)
+        [default: tcp:3333:interface=127.0.0.1]."""
+        self["listen"].append(endpoint)
+
+    def postOptions(self):
+        if self["fsync"] and self["no-fsync"]:
+            raise usage.UsageError("--fsync and --no-fsync exclude each other")
+        try:
+            self.config = self.to_config(os.environ)
+        except configuration.ConfigError as e:
+            raise usage.UsageError(str(e)) from e
+
+    def to_config(self, environ):
+        config = configuration.Config()
+        if self["config"]:
+            config = configuration.from_file(self["config"], config)
+        changes = {}
+        if self["listen"]:
+            changes["listen"] = tuple(self["listen"])
+        for option, name in (("data-dir", "data_dir"), ("domain", "domain"), ("region", "region")):
+            if self[option] is not None:
+                changes[name] = self[option]
+        if self["fsync"] or self["no-fsync"]:
+            changes["fsync"] = bool(self["fsync"])
+        return configuration.with_environment(replace(config, **changes), environ)
+
+
+class StoreService(service.Service):
+    """Opens the store (settling crash leftovers) before anything listens."""
+
+    def __init__(self, store, credentials, config):
+        self.store = store
+        self.credentials = credentials
+        self.config = config
+
+    def startService(self):
+        self.store.start()
+        announce_admin(self.credentials, self.config)
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        self.store.close()
+
+
+def announce_admin(credentials, config):
+    keys = config.admin_keys or (None, None)
+    created, fresh = ensure_admin(credentials, *keys)
+    if not fresh:
+        return
+    access_key, secret = created
+    if config.admin_keys:
+        log.info("Admin access key {access_key} taken from the environment.", access_key=access_key)
+        return
+    path = os.path.join(config.data_dir, "admin.credentials")
+    write_private(path, f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n")
+    log.info(
+        "Created the admin key pair (shown once; also saved 0600 in {path}):\n"
+        "    access key: {access_key}\n    secret key: {secret}",
+        path=path,
+        access_key=access_key,
+        secret=secret,
+    )
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def build(config, reactor=None):
+    """(MultiService, S3 root, Store) for *config*."""
+    store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
+    credentials = Credentials(store.meta)
+    root = S3(store, credentials, config)
+    top = service.MultiService()
+    StoreService(store, credentials, config).setServiceParent(top)
+    site = S3Site(root)
+    for endpoint in config.listen:
+        strports.service(endpoint, site).setServiceParent(top)
+    return top, root, store
+
+
+def makeService(options):
+    top, _, _ = build(options.config)
+    return top

@@ -1,0 +1,217 @@
+"""The SQLite (WAL) metadata index and its single writer thread.
+
+Reads are point lookups and range scans on a connection per thread. Writes go
+to one thread that groups whatever is queued into a single transaction, so a
+burst of small PUTs costs one commit (one fsync) instead of one each. Each
+write runs inside its own savepoint: one failing write does not spoil the
+others committed with it.
+"""
+
+import os
+import queue
+import sqlite3
+import threading
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created REAL NOT NULL,
+    region TEXT NOT NULL,
+    acl TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    modified REAL NOT NULL,
+    owner TEXT NOT NULL,
+    acl TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    checksums TEXT NOT NULL,
+    UNIQUE (bucket, key)
+);
+CREATE TABLE IF NOT EXISTS segments (
+    object INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (object, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segments_by_blob ON segments (blob);
+-- Blobs no row references any more, to unlink; kept so a crash between the
+-- commit and the unlink leaves no orphan that needs a disk walk to find.
+CREATE TABLE IF NOT EXISTS garbage (blob TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_keys (
+    access_key TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    created REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_STOP = object()
+MAX_BATCH = 512
+
+
+class AfterCommit:
+    """A write's result plus work to do once its transaction is durable.
+
+    The work (renaming a blob into place, unlinking replaced blobs) runs in
+    the writer thread before the write's Deferred fires.
+    """
+
+    def __init__(self, result, action):
+        self.result = result
+        self.action = action
+
+
+class Metadata:
+    def __init__(self, path, durable, reactor):
+        self.path = path
+        self.durable = durable
+        self._reactor = reactor
+        self._local = threading.local()
+        first = not os.path.exists(path)
+        conn = self._connect()
+        if first:
+            # Secrets live in this file (access keys): owner-only from birth.
+            os.chmod(path, 0o600)
+        conn.executescript(SCHEMA)
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+
+    def _connect(self):
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk when it returns, the promise behind a 200.
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def reader(self):
+        """This thread's connection (autocommit: every statement sees the latest commit)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="objectstore-meta-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Finish queued writes, then stop the writer thread (blocking)."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def write(self, operation):
+        """Run ``operation(connection)`` in a transaction; a Deferred of its result.
+
+        The Deferred fires only after the commit is durable (and after any
+        ``AfterCommit`` action ran).
+        """
+        d = Deferred()
+        if self._thread is None:
+            # Not serving yet (start-up, management commands): run in place.
+            d = self._run_batch_now([(operation, d)])
+            return d
+        self._queue.put((operation, d))
+        return d
+
+    def write_now(self, operation):
+        """Run a write synchronously; for start-up and management commands only."""
+        outcome = self._apply(self.reader(), [(operation, None)])[0]
+        if isinstance(outcome, Failure):
+            outcome.raiseException()
+        return outcome
+
+    def _run_batch_now(self, batch):
+        ((operation, d),) = batch
+        outcome = self._apply(self.reader(), batch)[0]
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
+        return d
+
+    def _run(self):
+        conn = self._connect()
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stopping = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            outcomes = self._apply(conn, batch)
+            self._reactor.callFromThread(_fire, batch, outcomes)
+            if stopping:
+                return
+
+    def _apply(self, conn, batch):
+        outcomes = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for operation, _ in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append(operation(conn))
+                    conn.execute("RELEASE op")
+                except Exception:
+                    outcomes.append(Failure())
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except Exception:
+            failure = Failure()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [failure] * len(batch)
+        return [_after_commit(outcome) for outcome in outcomes]
+
+
+def _after_commit(outcome):
+    if isinstance(outcome, AfterCommit):
+        try:
+            outcome.action()
+        except Exception:
+            # The data is committed; a failed tidy-up must not turn a
+            # durable write into an error. Start-up recovery finishes it.
+            from twisted.logger import Logger
+
+            Logger().failure("after-commit action failed")
+        return outcome.result
+    return outcome
+
+
+def _fire(batch, outcomes):
+    for (_, d), outcome in zip(batch, outcomes, strict=True):
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)

@@ -1,0 +1,52 @@
+"""What a bucket name and an object key may be."""
+
+import ipaddress
+import re
+
+from objectstore.errors import InvalidArgument, InvalidBucketName, KeyTooLongError
+
+MAX_KEY_BYTES = 1024
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def check_bucket_name(name):
+    """Apply S3's naming rules (the strict, DNS-compatible ones)."""
+    if (
+        not _BUCKET_RE.match(name)
+        or ".." in name
+        or ".-" in name
+        or "-." in name
+        or name.startswith(_RESERVED_PREFIXES)
+        or name.endswith(_RESERVED_SUFFIXES)
+        or _is_ip_address(name)
+    ):
+        raise InvalidBucketName(BucketName=name)
+    return name
+
+
+def _is_ip_address(name):
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_key(key):
+    """Keys are any UTF-8 up to 1024 bytes, but never a NUL: it cannot round-trip."""
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise KeyTooLongError(Size=len(key.encode("utf-8", "surrogatepass")), MaxSizeAllowed=MAX_KEY_BYTES)
+    if "\x00" in key:
+        raise InvalidArgument("Object key must not contain a NUL character.")
+    return key
+
+
+def decode_key(raw):
+    """Turn the percent-decoded bytes of a key into text, refusing invalid UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("Object key is not valid UTF-8.") from None

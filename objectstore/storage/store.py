@@ -1,0 +1,403 @@
+"""The disk store: buckets and objects as S3-shaped operations.
+
+Durability order of a PUT: bytes fsynced in tmp/ (a pool thread), then one
+transaction swaps the object's row (the metadata writer thread, grouped with
+other writes), then the blob is renamed home and replaced blobs unlinked.
+The commit is the moment of truth: before it the old object is whole, after
+it the new one is, and a crash on either side leaves nothing visible that is
+half of one and half of the other.
+"""
+
+import fcntl
+import json
+import os
+import time
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from objectstore.errors import (
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    InternalError,
+    NoSuchBucket,
+    NoSuchKey,
+)
+from objectstore.storage.blobs import BlobFiles, copy_blob
+from objectstore.storage.listing import list_keys
+from objectstore.storage.meta import AfterCommit, Metadata
+from objectstore.storage.records import Bucket, ObjectInfo, Segment
+
+_OBJECT_COLUMNS = "id, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums"
+
+
+class DataDirInUse(Exception):
+    """Another server already serves this data folder."""
+
+
+class Store:
+    def __init__(self, data_dir, durable=True, reactor=None, io_threads=16):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.data_dir = os.path.abspath(data_dir)
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        self._lock = _lock_data_dir(self.data_dir)
+        self.files = BlobFiles(self.data_dir, durable)
+        self.meta = Metadata(os.path.join(self.data_dir, "meta.sqlite"), durable, reactor)
+        self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
+        # Blobs unlinked after a commit whose garbage rows the next write drops
+        # (writer thread only).
+        self._unlinked = []
+
+    # -- life cycle ------------------------------------------------------
+
+    def start(self):
+        self.recover()
+        self.meta.start()
+        self._pool.start()
+
+    def stop(self):
+        self._pool.stop()
+        self.meta.stop()
+
+    def close(self):
+        self.stop()
+        os.close(self._lock)
+
+    def recover(self):
+        """Settle what a crash left behind; run before serving."""
+        conn = self.meta.reader()
+        for blob in self.files.leftovers():
+            referenced = conn.execute("SELECT 1 FROM segments WHERE blob = ?", (blob,)).fetchone()
+            if referenced:
+                self.files.move_home(blob)
+            else:
+                self.files.unlink(blob)
+        for (blob,) in conn.execute("SELECT blob FROM garbage").fetchall():
+            self.files.unlink(blob)
+        conn.execute("DELETE FROM garbage")
+
+    def in_thread(self, f, *args, **kwargs):
+        return deferToThreadPool(self.reactor, self._pool, f, *args, **kwargs)
+
+    def _write(self, operation):
+        return self.meta.write(self._forgetting_unlinked(operation))
+
+    def _forgetting_unlinked(self, operation):
+        def run(conn):
+            if self._unlinked:
+                done, self._unlinked = self._unlinked, []
+                conn.executemany("DELETE FROM garbage WHERE blob = ?", [(b,) for b in done])
+            return operation(conn)
+
+        return run
+
+    def _discard(self, blobs):
+        """After-commit action: unlink blobs no row references any more."""
+
+        def action():
+            for blob in blobs:
+                self.files.unlink(blob)
+            self._unlinked.extend(blobs)
+
+        return action
+
+    # -- buckets ---------------------------------------------------------
+
+    def get_bucket(self, name):
+        row = (
+            self.meta.reader()
+            .execute("SELECT name, owner, created, region, acl FROM buckets WHERE name = ?", (name,))
+            .fetchone()
+        )
+        if row is None:
+            raise NoSuchBucket(BucketName=name)
+        return _bucket(row)
+
+    def list_buckets(self, owner=None):
+        sql = "SELECT name, owner, created, region, acl FROM buckets"
+        args = ()
+        if owner is not None:
+            sql += " WHERE owner = ?"
+            args = (owner,)
+        return [_bucket(r) for r in self.meta.reader().execute(sql + " ORDER BY name", args)]
+
+    def create_bucket(self, name, owner, region, acl):
+        bucket = Bucket(name, owner, time.time(), region, acl)
+
+        def create(conn):
+            row = conn.execute("SELECT owner FROM buckets WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                if row[0] == owner:
+                    raise BucketAlreadyOwnedByYou(BucketName=name)
+                raise BucketAlreadyExists(BucketName=name)
+            conn.execute(
+                "INSERT INTO buckets (name, owner, created, region, acl) VALUES (?, ?, ?, ?, ?)",
+                (name, owner, bucket.created, region, json.dumps(acl)),
+            )
+            return bucket
+
+        return self._write(create)
+
+    def delete_bucket(self, name):
+        def delete(conn):
+            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
+                raise NoSuchBucket(BucketName=name)
+            if conn.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone():
+                raise BucketNotEmpty(BucketName=name)
+            conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
+
+        return self._write(delete)
+
+    def set_bucket_acl(self, name, acl):
+        def update(conn):
+            cur = conn.execute("UPDATE buckets SET acl = ? WHERE name = ?", (json.dumps(acl), name))
+            if cur.rowcount == 0:
+                raise NoSuchBucket(BucketName=name)
+
+        return self._write(update)
+
+    # -- objects ---------------------------------------------------------
+
+    def get_object(self, bucket, key):
+        """The object's record (a point lookup, cheap enough for the reactor)."""
+        conn = self.meta.reader()
+        row = conn.execute(
+            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
+        if row is None:
+            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
+                raise NoSuchBucket(BucketName=bucket)
+            raise NoSuchKey(Key=key)
+        segments = conn.execute(
+            "SELECT blob, offset, length FROM segments WHERE object = ? ORDER BY seq", (row[0],)
+        ).fetchall()
+        return _object(row, segments)
+
+    def open_object(self, bucket, key):
+        """The object's record and its opened blobs, ready to stream.
+
+        Blobs are opened at once, so an overwrite or delete that commits
+        while the body streams cannot take the bytes away mid-read.
+        """
+        for _ in range(3):
+            info = self.get_object(bucket, key)
+            handles = []
+            for segment in info.segments:
+                handle = self.files.open(segment.blob)
+                if handle is None:
+                    break
+                handles.append(handle)
+            else:
+                return info, ObjectBody(info.segments, handles)
+            # Replaced between the lookup and the open: look again.
+            for handle in handles:
+                handle.close()
+        raise InternalError("The object changed too often while being opened.")
+
+    def new_writer(self):
+        return self.files.writer()
+
+    async def put_object(self, bucket, key, writer, *, owner, acl, headers, metadata, checksums):
+        """Publish what *writer* received as ``bucket/key``; durable on return."""
+        try:
+            await self.in_thread(writer.sync)
+        except BaseException:
+            writer.abort()
+            raise
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=writer.size,
+            etag=writer.md5.hexdigest(),
+            modified=time.time(),
+            owner=owner,
+            acl=acl,
+            headers=headers,
+            metadata=metadata,
+            checksums=checksums,
+            segments=(Segment(writer.blob, 0, writer.size),),
+        )
+        try:
+            return await self._write(lambda conn: self._replace(conn, info))
+        except BaseException:
+            writer.abort()
+            raise
+
+    async def copy_object(self, source, bucket, key, *, owner, acl, headers, metadata):
+        """Copy *source* (an ObjectInfo) to ``bucket/key`` with new metadata."""
+        sources = [(s.blob, s.offset, s.length) for s in source.segments]
+        if source.bucket == bucket and source.key == key and len(sources) == 1:
+            # Rewriting metadata in place: no need to copy the bytes.
+            info = _replace_fields(source, owner=owner, acl=acl, headers=headers, metadata=metadata)
+            return await self._write(lambda conn: self._rewrite(conn, info))
+        writer = await self.in_thread(copy_blob, self.files, sources)
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=writer.size,
+            etag=writer.md5.hexdigest(),
+            modified=time.time(),
+            owner=owner,
+            acl=acl,
+            headers=headers,
+            metadata=metadata,
+            checksums=dict(source.checksums),
+            segments=(Segment(writer.blob, 0, writer.size),),
+        )
+        try:
+            return await self._write(lambda conn: self._replace(conn, info))
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _replace(self, conn, info):
+        if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (info.bucket,)).fetchone() is None:
+            raise NoSuchBucket(BucketName=info.bucket)
+        replaced = self._remove_row(conn, info.bucket, info.key)
+        object_id = conn.execute(
+            "INSERT INTO objects (bucket, key, size, etag, modified, owner, acl, headers, metadata,"
+            " checksums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                info.bucket,
+                info.key,
+                info.size,
+                info.etag,
+                info.modified,
+                info.owner,
+                json.dumps(info.acl),
+                json.dumps(info.headers),
+                json.dumps(info.metadata),
+                json.dumps(info.checksums),
+            ),
+        ).lastrowid
+        conn.executemany(
+            "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
+            [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
+        )
+        fresh = [s.blob for s in info.segments]
+        discard = self._discard(replaced)
+
+        def publish():
+            for blob in fresh:
+                self.files.move_home(blob)
+            discard()
+
+        return AfterCommit(info, publish)
+
+    def _rewrite(self, conn, info):
+        cur = conn.execute(
+            "UPDATE objects SET modified = ?, owner = ?, acl = ?, headers = ?, metadata = ?"
+            " WHERE bucket = ? AND key = ?",
+            (
+                info.modified,
+                info.owner,
+                json.dumps(info.acl),
+                json.dumps(info.headers),
+                json.dumps(info.metadata),
+                info.bucket,
+                info.key,
+            ),
+        )
+        if cur.rowcount == 0:
+            raise NoSuchKey(Key=info.key)
+        return info
+
+    def _remove_row(self, conn, bucket, key):
+        """Delete a key's row; the blobs it referenced, now garbage."""
+        row = conn.execute("SELECT id FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        if row is None:
+            return []
+        blobs = [b for (b,) in conn.execute("SELECT blob FROM segments WHERE object = ?", row)]
+        conn.execute("DELETE FROM segments WHERE object = ?", row)
+        conn.execute("DELETE FROM objects WHERE id = ?", row)
+        conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
+        return blobs
+
+    def delete_object(self, bucket, key):
+        return self.delete_objects(bucket, [key])
+
+    def delete_objects(self, bucket, keys):
+        """Delete keys (missing ones are no error, and cost no write)."""
+
+        def delete(conn):
+            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
+                raise NoSuchBucket(BucketName=bucket)
+            removed = []
+            for key in keys:
+                removed.extend(self._remove_row(conn, bucket, key))
+            return AfterCommit(None, self._discard(removed))
+
+        return self._write(delete)
+
+    def list_objects(self, bucket, prefix="", delimiter="", after="", max_keys=1000):
+        """A page of the bucket's keys (runs in a pool thread)."""
+
+        def scan():
+            conn = self.meta.reader()
+            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
+                raise NoSuchBucket(BucketName=bucket)
+            return list_keys(conn, bucket, prefix, delimiter, after, max_keys)
+
+        return self.in_thread(scan)
+
+
+class ObjectBody:
+    """The opened blobs of one object, read by absolute object offset."""
+
+    def __init__(self, segments, handles):
+        self._runs = list(zip(segments, handles, strict=True))
+
+    def read(self, offset, length):
+        """Up to *length* bytes from *offset*, never crossing a segment end."""
+        for segment, handle in self._runs:
+            if offset < segment.length:
+                n = min(length, segment.length - offset)
+                return os.pread(handle.fileno(), n, segment.offset + offset)
+            offset -= segment.length
+        return b""
+
+    def close(self):
+        for _, handle in self._runs:
+            handle.close()
+        self._runs = []
+
+
+def _bucket(row):
+    name, owner, created, region, acl = row
+    return Bucket(name, owner, created, region, json.loads(acl))
+
+
+def _object(row, segments):
+    _, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums = row
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=etag,
+        modified=modified,
+        owner=owner,
+        acl=json.loads(acl),
+        headers=json.loads(headers),
+        metadata=json.loads(metadata),
+        checksums=json.loads(checksums),
+        segments=tuple(Segment(*s) for s in segments),
+    )
+
+
+def _replace_fields(info, **changes):
+    from dataclasses import replace
+
+    return replace(info, modified=time.time(), **changes)
+
+
+def _lock_data_dir(data_dir):
+    fd = os.open(os.path.join(data_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(f"{data_dir} is already served by another objectstore") from None
+    return fd

@@ -1,0 +1,69 @@
+"""What a request body is written to while it arrives."""
+
+import base64
+import binascii
+import io
+
+from objectstore.errors import BadDigest, EntityTooLarge, InvalidDigest, MalformedXML
+
+MAX_OBJECT_SIZE = 5 * 1024**3
+
+
+class BufferedBody:
+    """A small body (an XML document) kept in memory up to a cap."""
+
+    def __init__(self, limit, too_large=MalformedXML):
+        self._buffer = io.BytesIO()
+        self._limit = limit
+        self._too_large = too_large
+
+    def write(self, data):
+        if self._buffer.tell() + len(data) > self._limit:
+            raise self._too_large()
+        self._buffer.write(data)
+
+    def finish(self):
+        pass
+
+    def abort(self):
+        self._buffer = io.BytesIO()
+
+    def value(self):
+        return self._buffer.getvalue()
+
+
+class UploadBody:
+    """An object's bytes, streamed into a storage writer and checked on the way."""
+
+    def __init__(self, writer, content_md5=None, max_size=MAX_OBJECT_SIZE):
+        self.writer = writer
+        self._expected_md5 = content_md5
+        self._max_size = max_size
+
+    def write(self, data):
+        if self.writer.size + len(data) > self._max_size:
+            raise EntityTooLarge(ProposedSize=self.writer.size + len(data), MaxSizeAllowed=self._max_size)
+        self.writer.write(data)
+
+    def finish(self):
+        if self._expected_md5 is not None and self._expected_md5 != self.writer.md5.digest():
+            raise BadDigest(
+                ExpectedDigest=base64.b64encode(self._expected_md5).decode(),
+                CalculatedDigest=base64.b64encode(self.writer.md5.digest()).decode(),
+            )
+
+    def abort(self):
+        self.writer.abort()
+
+
+def parse_content_md5(value):
+    """The 16 raw bytes of a Content-MD5 header, or InvalidDigest."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidDigest() from None
+    if len(digest) != 16:
+        raise InvalidDigest()
+    return digest

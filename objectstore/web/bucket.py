@@ -1,0 +1,228 @@
+"""BucketResource: operations on ``/bucket``."""
+
+from objectstore import xmlio
+from objectstore.auth import acl as acls
+from objectstore.errors import (
+    InvalidLocationConstraint,
+    MalformedXML,
+    NoSuchBucketPolicy,
+    NoSuchCORSConfiguration,
+    NoSuchLifecycleConfiguration,
+    NoSuchPublicAccessBlockConfiguration,
+    NoSuchTagSet,
+    NoSuchWebsiteConfiguration,
+    ObjectLockConfigurationNotFoundError,
+    OwnershipControlsNotFoundError,
+    ReplicationConfigurationNotFoundError,
+    S3Error,
+    ServerSideEncryptionConfigurationNotFoundError,
+)
+from objectstore.storage.names import check_bucket_name, check_key
+from objectstore.web import listing
+from objectstore.web.access import require, require_owner, require_user
+from objectstore.web.body import BufferedBody
+from objectstore.web.formats import acl_document
+from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
+
+DELETE_BODY_LIMIT = 2 * 1024 * 1024
+MAX_DELETE_KEYS = 1000
+
+
+class BucketResource(S3Resource):
+    resource_type = "BUCKET"
+
+    def __init__(self, app, name):
+        super().__init__(app)
+        self.name = name
+
+    def bucket(self, request, permission=None):
+        bucket = self.store.get_bucket(self.name)
+        if permission is not None:
+            require(request, bucket.acl, permission)
+        return bucket
+
+    def owned_bucket(self, request):
+        bucket = self.store.get_bucket(self.name)
+        require_owner(request, bucket.owner)
+        return bucket
+
+    # -- the bucket itself -------------------------------------------------
+
+    @operation("PUT")
+    async def create_bucket(self, request):
+        user = require_user(request)
+        check_bucket_name(self.name)
+        self._check_location(request.body.value())
+        acl = acls.canned(request.getHeaderText(b"x-amz-acl", "private"), user.id)
+        await self.store.create_bucket(self.name, user.id, self.app.config.region, acl)
+        request.setHeader(b"Location", b"/" + self.name.encode())
+        send_empty(request)
+
+    def _check_location(self, body):
+        if not body.strip():
+            return
+        root = xmlio.parse(body, max_length=64 * 1024)
+        if xmlio.local(root) != "CreateBucketConfiguration":
+            raise MalformedXML()
+        constraint = xmlio.child_text(root, "LocationConstraint")
+        region = self.app.config.region
+        if constraint and constraint != region:
+            raise InvalidLocationConstraint(
+                f"The specified location-constraint is not valid; this server serves {region}.",
+                LocationConstraint=constraint,
+            )
+
+    @operation("HEAD")
+    async def head_bucket(self, request):
+        bucket = self.bucket(request, acls.READ)
+        request.setHeader(b"x-amz-bucket-region", bucket.region.encode())
+        send_empty(request)
+
+    @operation("DELETE")
+    async def delete_bucket(self, request):
+        self.owned_bucket(request)
+        await self.store.delete_bucket(self.name)
+        send_empty(request, 204)
+
+    # -- listing -----------------------------------------------------------
+
+    @operation("GET")
+    async def list_objects(self, request):
+        self.bucket(request, acls.READ)
+        prefix = arg(request, "prefix", "")
+        delimiter = arg(request, "delimiter", "")
+        max_keys = listing.max_keys_of(request)
+        listing.encoder_of(request)  # refuse a bad encoding-type before the scan
+        credentials = self.app.credentials
+        if arg(request, "list-type") == "2":
+            token = arg(request, "continuation-token")
+            start_after = arg(request, "start-after", "")
+            after = listing.decode_token(token) if token is not None else start_after
+            page = await self.store.list_objects(self.name, prefix, delimiter, after, max_keys)
+            fetch_owner = arg(request, "fetch-owner", "false").lower() == "true"
+            document = listing.v2_document(
+                request,
+                self.name,
+                page,
+                prefix,
+                delimiter,
+                start_after,
+                token,
+                max_keys,
+                fetch_owner,
+                credentials,
+            )
+        else:
+            marker = arg(request, "marker", "")
+            page = await self.store.list_objects(self.name, prefix, delimiter, marker, max_keys)
+            document = listing.v1_document(request, self.name, page, prefix, delimiter, marker, max_keys, credentials)
+        send_xml(request, document)
+
+    # -- DeleteObjects -----------------------------------------------------
+
+    def receive_delete_objects(self, request, length):
+        return BufferedBody(DELETE_BODY_LIMIT)
+
+    @operation("POST", "delete")
+    async def delete_objects(self, request):
+        self.bucket(request, acls.WRITE)
+        root = xmlio.parse(request.body.value(), DELETE_BODY_LIMIT)
+        if xmlio.local(root) != "Delete":
+            raise MalformedXML()
+        quiet = (xmlio.child_text(root, "Quiet", "false") or "").strip().lower() == "true"
+        objects = xmlio.children(root, "Object")
+        if not objects or len(objects) > MAX_DELETE_KEYS:
+            raise MalformedXML()
+        keys, errors = [], []
+        for element in objects:
+            key = xmlio.child_text(element, "Key")
+            if key is None:
+                raise MalformedXML()
+            try:
+                keys.append(check_key(key))
+            except S3Error as e:
+                errors.append((key, e))
+        await self.store.delete_objects(self.name, keys)
+        result = xmlio.element("DeleteResult")
+        if not quiet:
+            for key in keys:
+                xmlio.sub(xmlio.sub(result, "Deleted"), "Key", key)
+        for key, error in errors:
+            entry = xmlio.sub(result, "Error")
+            xmlio.sub(entry, "Key", key)
+            xmlio.sub(entry, "Code", error.code)
+            xmlio.sub(entry, "Message", error.message)
+        send_xml(request, result)
+
+    # -- sub-resources -----------------------------------------------------
+
+    @operation("GET", "location")
+    async def get_location(self, request):
+        bucket = self.owned_bucket(request)
+        # us-east-1 is the one region S3 reports as an empty constraint.
+        region = "" if bucket.region == "us-east-1" else bucket.region
+        send_xml(request, xmlio.element("LocationConstraint", region or None))
+
+    @operation("GET", "acl")
+    async def get_acl(self, request):
+        bucket = self.bucket(request, acls.READ_ACP)
+        send_xml(request, acl_document(bucket.acl, self.app.credentials))
+
+    @operation("GET", "versioning")
+    async def get_versioning(self, request):
+        self.owned_bucket(request)
+        send_xml(request, xmlio.element("VersioningConfiguration"))
+
+    @operation("GET", "requestPayment")
+    async def get_request_payment(self, request):
+        self.owned_bucket(request)
+        send_xml(request, xmlio.element("RequestPaymentConfiguration", xmlio.element("Payer", "BucketOwner")))
+
+    @operation("GET", "logging")
+    async def get_logging(self, request):
+        self.owned_bucket(request)
+        send_xml(request, xmlio.element("BucketLoggingStatus"))
+
+    @operation("GET", "notification")
+    async def get_notification(self, request):
+        self.owned_bucket(request)
+        send_xml(request, xmlio.element("NotificationConfiguration"))
+
+    @operation("GET", "accelerate")
+    async def get_accelerate(self, request):
+        self.owned_bucket(request)
+        send_xml(request, xmlio.element("AccelerateConfiguration"))
+
+    @operation("GET", "uploads")
+    async def list_uploads(self, request):
+        # Multipart uploads are not kept yet: a bucket with none in progress.
+        self.bucket(request, acls.READ)
+        root = xmlio.element("ListMultipartUploadsResult")
+        xmlio.sub(root, "Bucket", self.name)
+        xmlio.sub(root, "KeyMarker", arg(request, "key-marker", ""))
+        xmlio.sub(root, "UploadIdMarker", arg(request, "upload-id-marker", ""))
+        xmlio.sub(root, "MaxUploads", str(listing.max_keys_of(request)))
+        xmlio.sub(root, "IsTruncated", "false")
+        send_xml(request, root)
+
+    def _not_configured(error):
+        async def answer(self, request):
+            self.owned_bucket(request)
+            raise error(BucketName=self.name)
+
+        return answer
+
+    get_policy = operation("GET", "policy")(_not_configured(NoSuchBucketPolicy))
+    get_policy_status = operation("GET", "policyStatus")(_not_configured(NoSuchBucketPolicy))
+    get_cors = operation("GET", "cors")(_not_configured(NoSuchCORSConfiguration))
+    get_lifecycle = operation("GET", "lifecycle")(_not_configured(NoSuchLifecycleConfiguration))
+    get_public_access_block = operation("GET", "publicAccessBlock")(
+        _not_configured(NoSuchPublicAccessBlockConfiguration)
+    )
+    get_ownership_controls = operation("GET", "ownershipControls")(_not_configured(OwnershipControlsNotFoundError))
+    get_tagging = operation("GET", "tagging")(_not_configured(NoSuchTagSet))
+    get_website = operation("GET", "website")(_not_configured(NoSuchWebsiteConfiguration))
+    get_encryption = operation("GET", "encryption")(_not_configured(ServerSideEncryptionConfigurationNotFoundError))
+    get_object_lock = operation("GET", "object-lock")(_not_configured(ObjectLockConfigurationNotFoundError))
+    get_replication = operation("GET", "replication")(_not_configured(ReplicationConfigurationNotFoundError))
+    del _not_configured

@@ -1,0 +1,89 @@
+"""Conditional requests and byte ranges, decided as S3 decides them."""
+
+from objectstore.errors import InvalidRange, PreconditionFailed
+from objectstore.web.formats import parse_http_date
+
+
+class NotModified(Exception):
+    """Answer 304: the client's copy is current."""
+
+
+def etag_matches(header, etag):
+    """Does an If-Match / If-None-Match list name *etag* (or ``*``)?"""
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == "*" or candidate.strip('"') == etag:
+            return True
+    return False
+
+
+def check_conditions(headers, info, prefix=""):
+    """Apply If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since.
+
+    S3's precedence (RFC 7232's): a satisfied If-Match overrides a failed
+    If-Unmodified-Since, and a failed If-None-Match overrides If-Modified-Since.
+    *headers* maps lower-case names to text; *prefix* is
+    ``x-amz-copy-source-`` for a copy's source, where every failure is a 412.
+    """
+    modified = int(info.modified)
+    if_match = headers.get(prefix + "if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, info.etag):
+            raise PreconditionFailed(Condition=_condition(prefix, "If-Match"))
+    else:
+        since = parse_http_date(headers.get(prefix + "if-unmodified-since"))
+        if since is not None and modified > since:
+            raise PreconditionFailed(Condition=_condition(prefix, "If-Unmodified-Since"))
+    if_none_match = headers.get(prefix + "if-none-match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, info.etag):
+            if prefix:
+                raise PreconditionFailed(Condition=_condition(prefix, "If-None-Match"))
+            raise NotModified()
+    else:
+        since = parse_http_date(headers.get(prefix + "if-modified-since"))
+        if since is not None and modified <= since:
+            if prefix:
+                raise PreconditionFailed(Condition=_condition(prefix, "If-Modified-Since"))
+            raise NotModified()
+
+
+def _condition(prefix, name):
+    return prefix + name.lower() if prefix else name
+
+
+def parse_range(header, size):
+    """The (first, last) bytes a Range header asks for; None means the whole object.
+
+    Syntax S3 does not serve (several ranges, other units, garbage) is
+    ignored, as RFC 7233 says; a well-formed range that misses the object
+    is InvalidRange (416).
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if (first and not first.isdigit()) or (last and not last.isdigit()):
+        return None
+    try:
+        if not first:
+            suffix = int(last)
+            if suffix <= 0 or size == 0:
+                raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
+            return max(0, size - suffix), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or end < start:
+        return None
+    if start >= size:
+        raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
+    return start, min(end, size - 1)

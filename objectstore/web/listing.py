@@ -1,0 +1,110 @@
+"""ListObjects (v1) and ListObjectsV2 documents."""
+
+import base64
+from urllib.parse import quote
+
+from objectstore import xmlio
+from objectstore.errors import InvalidArgument
+from objectstore.web.formats import iso8601, owner_element
+from objectstore.web.resource import arg
+
+MAX_KEYS = 1000
+
+
+def max_keys_of(request):
+    text = arg(request, "max-keys")
+    if text is None:
+        return MAX_KEYS
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidArgument(
+            "Provided max-keys not an integer or within integer range", ArgumentName="max-keys", ArgumentValue=text
+        ) from None
+    if value < 0:
+        raise InvalidArgument(
+            "Argument maxKeys must be an integer between 0 and 2147483647", ArgumentName="maxKeys", ArgumentValue=text
+        )
+    return min(value, MAX_KEYS)
+
+
+def encoder_of(request):
+    encoding = arg(request, "encoding-type")
+    if encoding is None:
+        return lambda text: text
+    if encoding.lower() != "url":
+        raise InvalidArgument(
+            "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=encoding
+        )
+    return lambda text: quote(text, safe="/")
+
+
+def encode_token(position):
+    return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii")
+
+
+def decode_token(token):
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError):
+        raise InvalidArgument(
+            "The continuation token provided is incorrect", ArgumentName="continuation-token"
+        ) from None
+
+
+def v1_document(request, bucket, listing, prefix, delimiter, marker, max_keys, credentials):
+    enc = encoder_of(request)
+    root = xmlio.element("ListBucketResult")
+    xmlio.sub(root, "Name", bucket)
+    xmlio.sub(root, "Prefix", enc(prefix))
+    xmlio.sub(root, "Marker", enc(marker))
+    if listing.truncated and delimiter:
+        xmlio.sub(root, "NextMarker", enc(listing.last))
+    xmlio.sub(root, "MaxKeys", str(max_keys))
+    if delimiter:
+        xmlio.sub(root, "Delimiter", enc(delimiter))
+    if arg(request, "encoding-type"):
+        xmlio.sub(root, "EncodingType", "url")
+    xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
+    _contents(root, listing, enc, credentials, with_owner=True)
+    return root
+
+
+def v2_document(request, bucket, listing, prefix, delimiter, start_after, token, max_keys, fetch_owner, credentials):
+    enc = encoder_of(request)
+    root = xmlio.element("ListBucketResult")
+    xmlio.sub(root, "Name", bucket)
+    xmlio.sub(root, "Prefix", enc(prefix))
+    if token is not None:
+        xmlio.sub(root, "ContinuationToken", token)
+    if listing.truncated:
+        xmlio.sub(root, "NextContinuationToken", encode_token(listing.last))
+    if start_after:
+        xmlio.sub(root, "StartAfter", enc(start_after))
+    xmlio.sub(root, "KeyCount", str(len(listing.entries) + len(listing.prefixes)))
+    xmlio.sub(root, "MaxKeys", str(max_keys))
+    if delimiter:
+        xmlio.sub(root, "Delimiter", enc(delimiter))
+    if arg(request, "encoding-type"):
+        xmlio.sub(root, "EncodingType", "url")
+    xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
+    _contents(root, listing, enc, credentials, with_owner=fetch_owner)
+    return root
+
+
+def _contents(root, listing, enc, credentials, with_owner):
+    for entry in listing.entries:
+        item = xmlio.sub(root, "Contents")
+        xmlio.sub(item, "Key", enc(entry.key))
+        xmlio.sub(item, "LastModified", iso8601(entry.modified))
+        xmlio.sub(item, "ETag", f'"{entry.etag}"')
+        xmlio.sub(item, "Size", str(entry.size))
+        if with_owner:
+            owner_element(item, entry.owner, credentials)
+        xmlio.sub(item, "StorageClass", "STANDARD")
+    for prefix in listing.prefixes:
+        xmlio.sub(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(prefix))
+
+
+def _bool(value):
+    return "true" if value else "false"

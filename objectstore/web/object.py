@@ -1,0 +1,256 @@
+"""ObjectResource: operations on ``/bucket/key``."""
+
+from urllib.parse import unquote
+
+from objectstore import xmlio
+from objectstore.auth import acl as acls
+from objectstore.errors import (
+    EntityTooLarge,
+    InvalidArgument,
+    InvalidRequest,
+    MetadataTooLarge,
+    MissingContentLength,
+)
+from objectstore.storage.names import check_key
+from objectstore.web.access import require
+from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, UploadBody, parse_content_md5
+from objectstore.web.conditions import NotModified, check_conditions, parse_range
+from objectstore.web.formats import acl_document, http_date, iso8601
+from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
+from objectstore.web.streaming import BodyProducer
+
+# Content headers stored with an object and returned as they were sent.
+CONTENT_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-amz-website-redirect-location",
+)
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+# GET's response-* parameters and the header each overrides.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+META_PREFIX = "x-amz-meta-"
+MAX_METADATA_BYTES = 2048
+MAX_COPY_SOURCE_SIZE = 5 * 1024**3
+
+
+class ObjectResource(S3Resource):
+    resource_type = "OBJECT"
+
+    def __init__(self, app, bucket, key):
+        super().__init__(app)
+        self.bucket_name = bucket
+        self.key = key
+
+    # -- PUT: upload or copy -----------------------------------------------
+
+    def receive_put_object(self, request, length):
+        """Everything that can refuse an upload is checked here, before its body."""
+        bucket = self.store.get_bucket(self.bucket_name)
+        require(request, bucket.acl, acls.WRITE)
+        request.upload_acl = self._canned_acl(request, bucket)
+        request.upload_headers, request.upload_metadata = _content_headers(request)
+        if request.getHeader(b"x-amz-copy-source") is not None:
+            return BufferedBody(0, too_large=lambda: InvalidRequest("A copy request must not have a body."))
+        if length is None and not _is_chunked(request):
+            raise MissingContentLength()
+        if length is not None and length > MAX_OBJECT_SIZE:
+            raise EntityTooLarge(ProposedSize=length, MaxSizeAllowed=MAX_OBJECT_SIZE)
+        md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
+        return UploadBody(self.store.new_writer(), content_md5=md5)
+
+    def _canned_acl(self, request, bucket):
+        # An anonymous upload (to a public-read-write bucket) belongs to the bucket's owner.
+        owner = request.caller.user.id if request.caller.user else bucket.owner
+        return acls.canned(request.getHeaderText(b"x-amz-acl", "private"), owner, bucket_owner=bucket.owner)
+
+    @operation("PUT")
+    async def put_object(self, request):
+        if request.getHeader(b"x-amz-copy-source") is not None:
+            return await self.copy_object(request)
+        writer = request.body.writer
+        info = await self.store.put_object(
+            self.bucket_name,
+            self.key,
+            writer,
+            owner=request.upload_acl["owner"],
+            acl=request.upload_acl,
+            headers=request.upload_headers,
+            metadata=request.upload_metadata,
+            checksums={},
+        )
+        request.setHeader(b"ETag", info.quoted_etag.encode())
+        send_empty(request)
+
+    async def copy_object(self, request):
+        source_bucket, source_key = _copy_source(request.getHeaderText(b"x-amz-copy-source"))
+        source = self.store.get_object(source_bucket, source_key)
+        require(request, source.acl, acls.READ)
+        check_conditions(_lower_headers(request), source, prefix="x-amz-copy-source-")
+        if source.size > MAX_COPY_SOURCE_SIZE:
+            raise InvalidRequest(
+                f"The specified copy source is larger than the maximum allowable size for a copy source: "
+                f"{MAX_COPY_SOURCE_SIZE}"
+            )
+        directive = request.getHeaderText(b"x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise InvalidArgument(
+                "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive", ArgumentValue=directive
+            )
+        if (source_bucket, source_key) == (self.bucket_name, self.key) and directive != "REPLACE":
+            raise InvalidRequest(
+                "This copy request is illegal because it is trying to copy an object to itself without "
+                "changing the object's metadata, storage class, website redirect location or encryption attributes."
+            )
+        if directive == "REPLACE":
+            headers, metadata = request.upload_headers, request.upload_metadata
+        else:
+            headers, metadata = source.headers, source.metadata
+        acl = request.upload_acl
+        info = await self.store.copy_object(
+            source, self.bucket_name, self.key, owner=acl["owner"], acl=acl, headers=headers, metadata=metadata
+        )
+        send_xml(
+            request,
+            xmlio.element(
+                "CopyObjectResult",
+                xmlio.element("LastModified", iso8601(info.modified)),
+                xmlio.element("ETag", info.quoted_etag),
+            ),
+        )
+
+    # -- GET / HEAD --------------------------------------------------------
+
+    @operation("GET")
+    async def get_object(self, request):
+        self._read(request, with_body=True)
+
+    @operation("HEAD")
+    async def head_object(self, request):
+        self._read(request, with_body=False)
+
+    def _read(self, request, with_body):
+        if with_body:
+            info, body = self.store.open_object(self.bucket_name, self.key)
+        else:
+            info, body = self.store.get_object(self.bucket_name, self.key), None
+        try:
+            require(request, info.acl, acls.READ)
+            self._describe(request, info)
+            try:
+                check_conditions(_lower_headers(request), info)
+            except NotModified:
+                request.responseHeaders.removeHeader(b"Content-Type")
+                send_empty_keep_length(request, 304)
+                return
+            wanted = parse_range(request.getHeaderText(b"Range"), info.size)
+        except BaseException:
+            if body is not None:
+                body.close()
+            raise
+        if wanted is None:
+            start, end = 0, info.size - 1
+        else:
+            start, end = wanted
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
+        request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
+        if body is None or end < start:
+            if body is not None:
+                body.close()
+            request.finish()
+            return
+        BodyProducer(request, body, start, end).start()
+
+    def _describe(self, request, info):
+        """The headers GET and HEAD share."""
+        request.setHeader(b"ETag", info.quoted_etag.encode())
+        request.setHeader(b"Last-Modified", http_date(info.modified).encode())
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        headers = {"content-type": DEFAULT_CONTENT_TYPE, **info.headers}
+        for name, value in headers.items():
+            request.setHeader(name.encode(), value.encode("utf-8"))
+        for name, value in info.metadata.items():
+            request.setHeader((META_PREFIX + name).encode(), value.encode("utf-8"))
+        for parameter, header in RESPONSE_OVERRIDES.items():
+            value = arg(request, parameter)
+            if value is not None:
+                request.setHeader(header.encode(), value.encode("utf-8"))
+
+    # -- DELETE --------------------------------------------------------------
+
+    @operation("DELETE")
+    async def delete_object(self, request):
+        bucket = self.store.get_bucket(self.bucket_name)
+        require(request, bucket.acl, acls.WRITE)
+        await self.store.delete_object(self.bucket_name, self.key)
+        send_empty(request, 204)
+
+    # -- ACL -------------------------------------------------------------------
+
+    @operation("GET", "acl")
+    async def get_acl(self, request):
+        info = self.store.get_object(self.bucket_name, self.key)
+        require(request, info.acl, acls.READ_ACP)
+        send_xml(request, acl_document(info.acl, self.app.credentials))
+
+
+def send_empty_keep_length(request, status):
+    """A bodiless answer (304) that keeps the validators already set."""
+    request.setResponseCode(status)
+    request.responseHeaders.removeHeader(b"Content-Length")
+    request.finish()
+
+
+def _is_chunked(request):
+    encoding = request.getHeaderText(b"Transfer-Encoding", "")
+    return "chunked" in encoding.lower()
+
+
+def _lower_headers(request):
+    return {
+        name.decode("latin-1").lower(): values[-1].decode("latin-1")
+        for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+
+
+def _content_headers(request):
+    """The content headers and x-amz-meta-* an upload carries."""
+    headers, metadata = {}, {}
+    size = 0
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        lower = name.decode("latin-1").lower()
+        value = values[-1].decode("utf-8", "replace")
+        if lower in CONTENT_HEADERS:
+            headers[lower] = value
+        elif lower.startswith(META_PREFIX):
+            short = lower[len(META_PREFIX) :]
+            metadata[short] = value
+            size += len(short.encode()) + len(value.encode())
+    if size > MAX_METADATA_BYTES:
+        raise MetadataTooLarge(Size=size, MaxSizeAllowed=MAX_METADATA_BYTES)
+    return headers, metadata
+
+
+def _copy_source(header):
+    """(bucket, key) of an x-amz-copy-source header (URL-encoded, leading / optional)."""
+    path = header.split("?", 1)[0]
+    path = unquote(path).lstrip("/")
+    bucket, slash, key = path.partition("/")
+    if not bucket or not slash or not key:
+        raise InvalidArgument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=header,
+        )
+    return bucket, check_key(key)

@@ -1,0 +1,134 @@
+"""S3Request: decides what to do with a request before its body arrives.
+
+Twisted's ``Request`` spools a whole body to memory or a temp file and only
+then looks at the request. S3 needs the opposite: route and authenticate as
+soon as the headers are in, refuse a bad PUT before reading gigabytes (and
+without a ``100 Continue``), and stream the body straight into its
+destination as it arrives.
+"""
+
+import io
+import secrets
+from urllib.parse import parse_qs
+
+from twisted.internet import reactor
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.http import datetimeToString
+
+from objectstore.web.errors import as_s3_error, write_error
+
+
+class S3Request(server.Request):
+    # Set in gotLength: the leaf resource that will answer, and what it
+    # makes of the body.
+    resource = None
+    body = None
+    # An S3Error found before the body: answered once the request is processed.
+    pending_error = None
+    refused = False
+    # After the body is complete, the operation owns what it was written to.
+    body_done = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request_id = secrets.token_hex(8).upper()
+        self.content = io.BytesIO()
+        self.received = 0
+
+    # -- the channel's calls, in order --------------------------------------
+
+    def gotLength(self, length):
+        """All headers are in; the body (if any) has not been read yet."""
+        channel = self.channel
+        # The channel keeps the request line until the body is complete; we
+        # need it now. (Private names: tests/unit/test_request.py guards them.)
+        self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
+        self.path, _, query = self.uri.partition(b"?")
+        # urllib keeps valueless names (?acl, ?delete); Twisted's parse_qs drops them.
+        self.args = parse_qs(query, keep_blank_values=True) if query else {}
+        self.site = channel.site
+        self.declared_length = length
+        try:
+            self.resource = self.site.resource.resourceFor(self)
+            self.resource.prepare(self, length)
+        except BaseException:
+            error = as_s3_error(Failure(), self)
+            if self._body_expected(length):
+                self.refuse(error)
+            else:
+                self.pending_error = error
+
+    def handleContentChunk(self, data):
+        if self.refused:
+            return
+        self.received += len(data)
+        try:
+            self.body.write(data)
+        except BaseException:
+            self.refuse(as_s3_error(Failure(), self))
+
+    def requestReceived(self, command, path, version):
+        """The whole body is in: answer (unless the request was refused already)."""
+        if self.refused:
+            return
+        self.body_done = True
+        try:
+            if self.body is not None:
+                self.body.finish()
+        except BaseException:
+            self.body.abort()
+            self.pending_error = as_s3_error(Failure(), self)
+        self.process()
+
+    def process(self):
+        self.setHeader(b"Server", b"objectstore")
+        self.setHeader(b"Date", datetimeToString())
+        self.setHeader(b"x-amz-request-id", self.request_id.encode())
+        self.setHeader(b"x-amz-id-2", self.request_id.encode())
+        if self.pending_error is not None:
+            write_error(self, self.pending_error)
+            return
+        try:
+            self.render(self.resource)
+        except BaseException:
+            self.processingFailed(Failure())
+
+    def processingFailed(self, reason):
+        write_error(self, as_s3_error(reason, self))
+        return reason
+
+    def connectionLost(self, reason):
+        if self.body is not None and not self.body_done:
+            self.body.abort()
+        super().connectionLost(reason)
+
+    # -- refusing before the body is read ----------------------------------
+
+    def refuse(self, error):
+        """Answer *error* now and close: the rest of the body is never read."""
+        self.refused = True
+        if self.body is not None:
+            self.body.abort()
+        # No "100 Continue": the client must not send the body at all.
+        self.requestHeaders.removeHeader(b"Expect")
+        self.channel.persistent = False
+        self.setHeader(b"Connection", b"close")
+        self.setHeader(b"x-amz-request-id", self.request_id.encode())
+        # Answered from the next reactor turn: the channel is still inside
+        # its header/body parsing and must finish that step first.
+        reactor.callLater(0, write_error, self, error)
+
+    def _body_expected(self, length):
+        return length is None or length > 0
+
+    def getHeaderText(self, name, default=None):
+        value = self.getHeader(name)
+        return default if value is None else value.decode("latin-1")
+
+
+class S3Site(server.Site):
+    requestFactory = S3Request
+    # Idle connections go away after a minute (slowloris); a request being
+    # processed is not subject to it.
+    timeOut = 60

@@ -1,0 +1,74 @@
+"""S3: the root resource. Finds the bucket and key a request is about.
+
+Keys are taken from the raw request path (Twisted would split them on
+``/`` and unquote the pieces, losing ``//`` and ``%2F``); with ``--domain``,
+``BUCKET.DOMAIN`` hosts address the bucket virtual-host style.
+"""
+
+from urllib.parse import unquote_to_bytes
+
+from twisted.web.resource import Resource
+
+from objectstore.auth.credentials import ANONYMOUS
+from objectstore.auth.identify import claimed_access_key
+from objectstore.storage.names import check_key, decode_key
+from objectstore.web.bucket import BucketResource
+from objectstore.web.object import ObjectResource
+from objectstore.web.service import ServiceResource
+
+
+class S3(Resource):
+    def __init__(self, store, credentials, config):
+        super().__init__()
+        self.store = store
+        self.credentials = credentials
+        self.config = config
+        self.service = ServiceResource(self)
+
+    def getChildWithDefault(self, name, request):
+        return self.resourceFor(request)
+
+    def resourceFor(self, request):
+        """The leaf resource for *request*; also settles who is calling."""
+        request.caller = self.identify(request)
+        bucket, raw_key = self.target(request)
+        if bucket is None:
+            return self.service
+        if raw_key is None:
+            request.bucket_name = bucket
+            return BucketResource(self, bucket)
+        key = check_key(decode_key(raw_key))
+        request.bucket_name, request.key = bucket, key
+        return ObjectResource(self, bucket, key)
+
+    def identify(self, request):
+        access_key = claimed_access_key(request.getHeaderText(b"Authorization"), request.args)
+        if access_key is None:
+            return ANONYMOUS
+        return self.credentials.lookup(access_key)
+
+    def target(self, request):
+        """(bucket or None, raw key bytes or None) from the Host header and path."""
+        path = request.path
+        bucket = self.virtual_host_bucket(request)
+        if bucket is not None:
+            raw_key = unquote_to_bytes(path[1:]) if len(path) > 1 else None
+            return bucket, raw_key
+        name, slash, rest = path[1:].partition(b"/")
+        if not name:
+            return None, None
+        bucket = unquote_to_bytes(name).decode("utf-8", "replace")
+        raw_key = unquote_to_bytes(rest) if rest else None
+        return bucket, raw_key
+
+    def virtual_host_bucket(self, request):
+        domain = self.config.domain
+        host = request.getHeaderText(b"Host")
+        if not domain or not host:
+            return None
+        host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        host = host.lower().rstrip(".")
+        suffix = "." + domain.lower()
+        if host.endswith(suffix) and len(host) > len(suffix):
+            return host[: -len(suffix)]
+        return None

@@ -1,0 +1,42 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="objectstore",
+    version="0.1.0",
+    description="An S3-compatible object store and machine-image registry on Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # twisted/plugins has no __init__.py on purpose: it extends Twisted's own
+    # plugin package, so `twistd objectstore` finds us once installed.
+    packages=find_packages(include=["objectstore", "objectstore.*", "images", "images.*"]) + ["twisted.plugins"],
+    package_data={"twisted.plugins": ["objectstore_plugin.py"]},
+    install_requires=[
+        "twisted>=24.7",
+        "pyOpenSSL>=24.0",
+        "service_identity>=24.1",
+        "cryptography>=42",
+        "lxml>=5.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "treq>=24.9",
+            "boto3>=1.35",
+            "apache-libcloud>=3.8",
+            "ruff>=0.6",
+        ],
+        "bench": ["moto[server]>=5.0", "boto3>=1.35"],
+    },
+    entry_points={
+        "console_scripts": [
+            "objectstore = objectstore.cli:main",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Archiving",
+    ],
+)
