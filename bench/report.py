@@ -14,7 +14,6 @@ class Metric:
     label: str
     unit: str
     higher_is_better: bool
-    digits: int = 1
 
 
 @dataclass
@@ -49,17 +48,18 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def _fmt(value, digits):
+def _fmt(value):
+    """Three significant figures, thousands separated: enough for noisy data."""
     if value is None:
         return "–"
-    if abs(value) >= 1000:
+    if abs(value) >= 100:
         return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
+    return f"{value:.3g}"
 
 
-def _cell(values, digits, failed):
+def _cell(values, failed):
     med = _median(values)
-    text = _fmt(med, digits)
+    text = _fmt(med)
     if med and len(values) > 1:
         spread = (max(values) - min(values)) / 2 / med * 100
         text += f" ±{spread:.0f}%"
@@ -91,7 +91,7 @@ def table(results, rows, baseline=None):
         for server in servers:
             vals = results.values(workload, server, metric.key)
             medians[server] = _median(vals)
-            cells.append(_cell(vals, metric.digits, bool(results.errors(workload, server))))
+            cells.append(_cell(vals, bool(results.errors(workload, server))))
         if peers:
             ours = medians[baseline]
             for p in peers:

@@ -38,12 +38,9 @@ FULL = dict(reps=3, ops=20000, duration=10.0, read_keys=1000, list_keys=10000,
 QUICK = dict(reps=3, ops=1000, duration=2.0, read_keys=200, list_keys=2000,
              large_size="64MiB")
 
-OPS_S = Metric("ops_s", "ops/s", "ops/s", True, 0)
-P50 = Metric("p50_ms", "p50", "ms", False, 2)
-P99 = Metric("p99_ms", "p99", "ms", False, 2)
-SECONDS = Metric("seconds", "time", "s", False, 2)
-MBS = Metric("mb_s", "throughput", "MB/s", True, 0)
-RSS = Metric("rss_mib", "peak RSS", "MiB", False, 0)
+OPS_S = Metric("ops_s", "throughput", "ops/s", True)
+P50 = Metric("p50_ms", "latency p50", "ms", False)
+P99 = Metric("p99_ms", "latency p99", "ms", False)
 
 
 def parse_size(text):
@@ -268,29 +265,27 @@ def render(args, bench, descriptions, started, elapsed):
     sections = []
     small = [w for w in ("put", "get", "head") if w in args.workloads]
     if small:
-        rows = [(w, Metric(m.key, f"{w.upper()} {m.label}", m.unit, m.higher_is_better,
-                           m.digits))
+        rows = [(w, Metric(m.key, f"{w.upper()} {m.label}", m.unit, m.higher_is_better))
                 for w in small for m in (OPS_S, P50, P99)]
         sections.append((f"### {size} objects: PUT, GET, HEAD", rows,
                          small))
     if "list" in args.workloads:
-        rows = [("list", Metric("seconds", f"list {args.list_keys} keys",
-                                "s", False, 2)),
-                ("list", Metric("page_p50_ms", "one page (median)", "ms", False, 1))]
+        rows = [("list", Metric("seconds", f"list all {args.list_keys} keys", "s", False)),
+                ("list", Metric("page_p50_ms", "one page, median", "ms", False))]
         sections.append((f"### Full listing (ListObjectsV2, pages of {args.page_size})",
                          rows, ["list"]))
     if "large" in args.workloads:
-        rows = [("large_put", Metric("mb_s", f"PUT {large}", "MB/s", True, 0)),
-                ("large_get", Metric("mb_s", f"GET {large}", "MB/s", True, 0))]
+        rows = [("large_put", Metric("mb_s", f"PUT {large}", "MB/s", True)),
+                ("large_get", Metric("mb_s", f"GET {large}", "MB/s", True))]
         sections.append((f"### {large} single-stream PUT and GET", rows,
                          ["large_put", "large_get"]))
     rss_workloads = ["setup", *_expand(args.workloads)]
     if bench.peaks_resettable:
-        rows = [(w, Metric("rss_mib", f"during {w}", "MiB", False, 0))
+        rows = [(w, Metric("rss_mib", f"during {w}", "MiB", False))
                 for w in rss_workloads]
-        rows.append(("end", Metric("rss_mib", "whole run", "MiB", False, 0)))
+        rows.append(("end", Metric("rss_mib", "whole run", "MiB", False)))
     else:
-        rows = [("end", Metric("rss_mib", "whole run", "MiB", False, 0))]
+        rows = [("end", Metric("rss_mib", "whole run", "MiB", False))]
     sections.append(("### Server peak RSS (VmHWM, process and children)", rows,
                      rss_workloads))
     for title, rows, names in sections:

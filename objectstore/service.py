@@ -112,7 +112,7 @@ def write_private(path, text):
 
 
 def build(config, reactor=None):
-    """(MultiService, S3 root, Store) for *config*."""
+    """(MultiService, Site, Store) for *config*: one listening service per endpoint."""
     store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
     credentials = Credentials(store.meta)
     root = S3(store, credentials, config)
@@ -121,7 +121,7 @@ def build(config, reactor=None):
     site = S3Site(root)
     for endpoint in config.listen:
         strports.service(endpoint, site).setServiceParent(top)
-    return top, root, store
+    return top, site, store
 
 
 def makeService(options):
