@@ -1,0 +1,146 @@
+"""Decoding ``Content-Encoding: aws-chunked`` bodies while they stream.
+
+boto3 (>= 1.36 with its default checksums, and always over HTTPS) frames
+PutObject and UploadPart bodies as aws-chunked: ``hex-size[;chunk-signature=S]
+CRLF data CRLF`` ... a zero-size chunk, then trailer lines (``x-amz-checksum-
+crc32:...``) and an empty line. Only the data may reach the object.
+
+The decoder is a state machine over whatever slices the transport hands it,
+so chunk boundaries may fall anywhere, down to single bytes.
+"""
+
+from objectstore.errors import IncompleteBody, InvalidRequest
+
+MAX_LINE = 4096
+MAX_TRAILER_BYTES = 16 * 1024
+
+
+class ChunkObserver:
+    """Hooks for whoever checks the framing (signatures, checksums); no-ops here."""
+
+    def chunk_started(self, size, extensions):
+        pass
+
+    def chunk_data(self, data):
+        pass
+
+    def chunk_ended(self):
+        pass
+
+    def trailers_received(self, trailers):
+        pass
+
+
+class AwsChunkedDecoder:
+    """Feeds the payload of an aws-chunked stream to *sink* (write/finish/abort)."""
+
+    def __init__(self, sink, decoded_length=None, observer=None):
+        self.sink = sink
+        self.decoded_length = decoded_length
+        self.observer = observer or ChunkObserver()
+        self.trailers = {}
+        self.decoded = 0
+        self._line = bytearray()
+        self._remaining = 0
+        self._state = self._size_line
+        self._trailer_bytes = 0
+
+    # The sink interface -------------------------------------------------
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = self._state(view)
+
+    def finish(self):
+        if self._state != self._done:
+            raise IncompleteBody("The aws-chunked body ended before its final chunk.")
+        if self.decoded_length is not None and self.decoded != self.decoded_length:
+            raise IncompleteBody(
+                f"The decoded body has {self.decoded} bytes; x-amz-decoded-content-length "
+                f"announced {self.decoded_length}."
+            )
+        self.sink.finish()
+
+    def abort(self):
+        self.sink.abort()
+
+    # States: each consumes from the view and returns the rest ----------
+
+    def _size_line(self, view):
+        line, view = self._take_line(view)
+        if line is None:
+            return view
+        size_text, _, extensions = line.partition(b";")
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise InvalidRequest("Malformed aws-chunked chunk header.") from None
+        if size < 0:
+            raise InvalidRequest("Malformed aws-chunked chunk header.")
+        self.observer.chunk_started(size, extensions.decode("latin-1"))
+        if size == 0:
+            self.observer.chunk_ended()
+            self._state = self._trailer_line
+        else:
+            self._remaining = size
+            self._state = self._data
+        return view
+
+    def _data(self, view):
+        piece = view[: self._remaining]
+        self._remaining -= len(piece)
+        self.decoded += len(piece)
+        if self.decoded_length is not None and self.decoded > self.decoded_length:
+            raise IncompleteBody("The aws-chunked body is longer than x-amz-decoded-content-length.")
+        data = bytes(piece)
+        self.observer.chunk_data(data)
+        self.sink.write(data)
+        if self._remaining == 0:
+            self._state = self._data_end
+        return view[len(piece) :]
+
+    def _data_end(self, view):
+        line, view = self._take_line(view)
+        if line is None:
+            return view
+        if line:
+            raise InvalidRequest("Malformed aws-chunked body: data longer than its chunk size.")
+        self.observer.chunk_ended()
+        self._state = self._size_line
+        return view
+
+    def _trailer_line(self, view):
+        line, view = self._take_line(view)
+        if line is None:
+            return view
+        self._trailer_bytes += len(line)
+        if self._trailer_bytes > MAX_TRAILER_BYTES:
+            raise InvalidRequest("The aws-chunked trailer is too large.")
+        if not line:
+            self.observer.trailers_received(self.trailers)
+            self._state = self._done
+            return view
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise InvalidRequest("Malformed aws-chunked trailer.")
+        self.trailers[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
+        return view
+
+    def _done(self, view):
+        if bytes(view).strip(b"\r\n"):
+            raise InvalidRequest("Data after the end of the aws-chunked body.")
+        return view[len(view) :]
+
+    def _take_line(self, view):
+        """(line without CRLF, rest) once a whole line is in; (None, empty) until then."""
+        end = bytes(view[: MAX_LINE + 2]).find(b"\n")
+        if end < 0:
+            self._line += view
+            if len(self._line) > MAX_LINE:
+                raise InvalidRequest("aws-chunked framing line too long.")
+            return None, view[len(view) :]
+        self._line += view[: end + 1]
+        line = bytes(self._line).rstrip(b"\r\n")
+        self._line = bytearray()
+        return line, view[end + 1 :]

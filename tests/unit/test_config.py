@@ -1,0 +1,71 @@
+"""Settings: defaults < config file < command line; the environment seeds the admin."""
+
+import pytest
+from twisted.python import usage
+
+from objectstore.config import DEFAULT_LISTEN, Config, ConfigError, from_file
+from objectstore.service import Options
+
+
+def parse(argv, environ=None):
+    options = Options()
+    options.parseOptions(argv)
+    return options.to_config(environ or {})
+
+
+def test_defaults_are_the_embedded_ones():
+    config = parse([])
+    assert config == Config()
+    assert config.listen == (DEFAULT_LISTEN,) == ("tcp:3333:interface=127.0.0.1",)
+    assert config.data_dir == "./data" and config.fsync and config.domain is None
+
+
+def test_listen_is_repeatable_and_replaces_the_default():
+    config = parse(["--listen", "tcp:1", "--listen", "ssl:2:privateKey=k:certKey=c"])
+    assert config.listen == ("tcp:1", "ssl:2:privateKey=k:certKey=c")
+
+
+def test_command_line_overrides_the_file(tmp_path):
+    path = tmp_path / "os.conf"
+    path.write_text(
+        "[objectstore]\nlisten =\n    tcp:1\n    tcp:2\ndata_dir = /srv/x\nfsync = false\ndomain = s3.lan\n"
+    )
+    assert from_file(str(path)) == Config(listen=("tcp:1", "tcp:2"), data_dir="/srv/x", fsync=False, domain="s3.lan")
+    config = parse(["--config", str(path), "--data-dir", "/other", "--fsync"])
+    assert config.data_dir == "/other" and config.fsync and config.listen == ("tcp:1", "tcp:2")
+
+
+def test_the_shipped_sample_config_matches_the_defaults():
+    assert from_file("etc/objectstore.conf") == Config()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[objectstore]\nlisen = tcp:1\n", "unknown option"),
+        ("[objectstore]\nfsync = maybe\n", "boolean"),
+        ("not ini", "no section headers"),
+    ],
+)
+def test_bad_config_files_are_refused_with_a_reason(tmp_path, text, message):
+    path = tmp_path / "bad.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        from_file(str(path))
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path):
+    with pytest.raises(usage.UsageError, match="cannot read"):
+        Options().parseOptions(["--config", str(tmp_path / "absent.conf")])
+
+
+def test_fsync_flags_exclude_each_other():
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(["--fsync", "--no-fsync"])
+
+
+def test_environment_keys_seed_the_admin_and_must_come_in_pairs():
+    config = parse([], {"OBJECTSTORE_ACCESS_KEY": "AK", "OBJECTSTORE_SECRET_KEY": "SK"})
+    assert config.admin_keys == ("AK", "SK")
+    with pytest.raises(ConfigError):
+        parse([], {"OBJECTSTORE_ACCESS_KEY": "AK"})
