@@ -11,6 +11,8 @@ class S3Error(Exception):
     code = "InternalError"
     status = 500
     message = "We encountered an internal error. Please try again."
+    # Response headers the error carries (InvalidRange's Content-Range).
+    headers = {}
 
     def __init__(self, message=None, **details):
         self.message = message or self.message

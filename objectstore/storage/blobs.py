@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import secrets
+from contextlib import contextmanager
 
 from objectstore.errors import StorageFull
 
@@ -95,29 +96,25 @@ class BlobWriter:
         self.path = files.tmp_path(self.blob)
         self.size = 0
         self.md5 = hashlib.md5()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with full_disk_is_storage_full():
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, data):
         self.md5.update(data)
         view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except OSError as e:
-                raise _storage_error(e) from e
-            view = view[written:]
+        with full_disk_is_storage_full():
+            while view:
+                view = view[os.write(self._fd, view) :]
         self.size += len(data)
 
     def sync(self):
         """Make the bytes and the tmp/ entry durable (blocking: run in a thread)."""
-        try:
+        with full_disk_is_storage_full():
             if self.files.durable:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
             self.files.sync_dir(self.files.tmp)
-        except OSError as e:
-            raise _storage_error(e) from e
 
     def abort(self):
         if self._fd is not None:
@@ -129,10 +126,15 @@ class BlobWriter:
             pass
 
 
-def _storage_error(e):
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull()
-    return e
+@contextmanager
+def full_disk_is_storage_full():
+    """A full disk or quota is the client's StorageFull; any other OSError stays what it is."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from e
+        raise
 
 
 def copy_blob(files, sources):

@@ -11,9 +11,12 @@ import os
 import queue
 import sqlite3
 import threading
+import weakref
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+
+from objectstore.errors import StorageFull
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -68,6 +71,10 @@ _STOP = object()
 MAX_BATCH = 512
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
 class AfterCommit:
     """A write's result plus work to do once its transaction is durable.
 
@@ -86,6 +93,10 @@ class Metadata:
         self.durable = durable
         self._reactor = reactor
         self._local = threading.local()
+        # The live connections of every thread, so close() can release them
+        # all; a thread that ends takes its own connection with it.
+        self._connections = weakref.WeakSet()
+        self._connections_lock = threading.Lock()
         first = not os.path.exists(path)
         conn = self._connect()
         if first:
@@ -96,7 +107,9 @@ class Metadata:
         self._thread = None
 
     def _connect(self):
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
+        with self._connections_lock:
+            self._connections.add(conn)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk when it returns, the promise behind a 200.
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
@@ -120,6 +133,15 @@ class Metadata:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+
+    def close(self):
+        """Stop the writer and close every connection: the index is done with."""
+        self.stop()
+        with self._connections_lock:
+            connections, self._connections = list(self._connections), weakref.WeakSet()
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
 
     def write(self, operation):
         """Run ``operation(connection)`` in a transaction; a Deferred of its result.
@@ -183,16 +205,30 @@ class Metadata:
                     outcomes.append(operation(conn))
                     conn.execute("RELEASE op")
                 except Exception:
-                    outcomes.append(Failure())
+                    outcomes.append(_full_disk_as_storage_full(Failure()))
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
             conn.execute("COMMIT")
         except Exception:
-            failure = Failure()
+            failure = _full_disk_as_storage_full(Failure())
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return [failure] * len(batch)
         return [_after_commit(outcome) for outcome in outcomes]
+
+
+# SQLite's result code for "database or disk is full" (sqlite3.SQLITE_FULL from Python 3.11).
+_SQLITE_FULL = 13
+
+
+def _full_disk_as_storage_full(failure):
+    """A full disk under the index is StorageFull, as it is under the blobs."""
+    error = failure.value
+    if isinstance(error, sqlite3.OperationalError) and (
+        getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL or str(error) == "database or disk is full"
+    ):
+        return Failure(StorageFull())
+    return failure
 
 
 def _after_commit(outcome):

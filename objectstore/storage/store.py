@@ -29,7 +29,12 @@ from objectstore.storage.listing import list_keys
 from objectstore.storage.meta import AfterCommit, Metadata
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
 
-_OBJECT_COLUMNS = "id, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums"
+_OBJECT_COLUMNS = "id bucket key size etag modified owner acl headers metadata checksums".split()
+# An object's row with one line per segment (one line with NULLs if it has none).
+_OBJECT_WITH_SEGMENTS = (
+    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, s.blob, s.offset, s.length"
+    " FROM objects o LEFT JOIN segments s ON s.object = o.id WHERE o.bucket = ? AND o.key = ? ORDER BY s.seq"
+)
 
 
 class DataDirInUse(Exception):
@@ -64,6 +69,7 @@ class Store:
 
     def close(self):
         self.stop()
+        self.meta.close()
         os.close(self._lock)
 
     def recover(self):
@@ -162,19 +168,21 @@ class Store:
     # -- objects ---------------------------------------------------------
 
     def get_object(self, bucket, key):
-        """The object's record (a point lookup, cheap enough for the reactor)."""
+        """The object's record (a point lookup, cheap enough for the reactor).
+
+        Row and segments come from one statement, so from one snapshot: an
+        overwrite or delete committing meanwhile cannot leave us a row whose
+        segments are already gone.
+        """
         conn = self.meta.reader()
-        row = conn.execute(
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
-        ).fetchone()
-        if row is None:
+        rows = conn.execute(_OBJECT_WITH_SEGMENTS, (bucket, key)).fetchall()
+        if not rows:
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
                 raise NoSuchBucket(BucketName=bucket)
             raise NoSuchKey(Key=key)
-        segments = conn.execute(
-            "SELECT blob, offset, length FROM segments WHERE object = ? ORDER BY seq", (row[0],)
-        ).fetchall()
-        return _object(row, segments)
+        columns = len(_OBJECT_COLUMNS)
+        segments = [r[columns:] for r in rows if r[columns] is not None]
+        return _object(rows[0][:columns], segments)
 
     def open_object(self, bucket, key):
         """The object's record and its opened blobs, ready to stream.

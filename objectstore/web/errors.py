@@ -45,6 +45,8 @@ def write_error(request, error):
     request.setResponseCode(error.status)
     for name in (b"ETag", b"Last-Modified", b"Content-Range", b"Accept-Ranges"):
         request.responseHeaders.removeHeader(name)
+    for name, value in error.headers.items():
+        request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
     request.setHeader(b"Content-Type", b"application/xml")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.write(body)  # Twisted sends no body for HEAD

@@ -8,13 +8,14 @@ destination as it arrives.
 """
 
 import io
+import re
 import secrets
 from urllib.parse import parse_qs
 
 from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.web import server
-from twisted.web.http import datetimeToString
+from twisted.web.http import combinedLogFormatter, datetimeToString
 
 from objectstore.web.errors import as_s3_error, write_error
 
@@ -45,16 +46,15 @@ class S3Request(server.Request):
         # need it now. (Private names: tests/unit/test_request.py guards them.)
         self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
         self.path, _, query = self.uri.partition(b"?")
-        # urllib keeps valueless names (?acl, ?delete); Twisted's parse_qs drops them.
-        self.args = parse_qs(query, keep_blank_values=True) if query else {}
+        self.args = parse_query(query)
         self.site = channel.site
-        self.declared_length = length
+        self.declared_length = self._declared_length(length)
         try:
             self.resource = self.site.resource.resourceFor(self)
-            self.resource.prepare(self, length)
+            self.resource.prepare(self, self.declared_length)
         except BaseException:
             error = as_s3_error(Failure(), self)
-            if self._body_expected(length):
+            if self._body_expected(length) or self._body_announced():
                 self.refuse(error)
             else:
                 self.pending_error = error
@@ -82,10 +82,7 @@ class S3Request(server.Request):
         self.process()
 
     def process(self):
-        self.setHeader(b"Server", b"objectstore")
-        self.setHeader(b"Date", datetimeToString())
-        self.setHeader(b"x-amz-request-id", self.request_id.encode())
-        self.setHeader(b"x-amz-id-2", self.request_id.encode())
+        self._stamp()
         if self.pending_error is not None:
             write_error(self, self.pending_error)
             return
@@ -114,17 +111,79 @@ class S3Request(server.Request):
         self.requestHeaders.removeHeader(b"Expect")
         self.channel.persistent = False
         self.setHeader(b"Connection", b"close")
-        self.setHeader(b"x-amz-request-id", self.request_id.encode())
+        self._stamp()
         # Answered from the next reactor turn: the channel is still inside
         # its header/body parsing and must finish that step first.
         reactor.callLater(0, write_error, self, error)
 
+    def _stamp(self):
+        """The headers every answer carries, refusals included."""
+        self.setHeader(b"Server", b"objectstore")
+        self.setHeader(b"Date", datetimeToString())
+        self.setHeader(b"x-amz-request-id", self.request_id.encode())
+        self.setHeader(b"x-amz-id-2", self.request_id.encode())
+
+    def _declared_length(self, length):
+        """The body length the headers declare; None when they declare none.
+
+        Twisted reports 0 both for ``Content-Length: 0`` and for a request
+        with neither Content-Length nor chunking; S3 answers the second with
+        MissingContentLength, so the difference must survive.
+        """
+        if length == 0 and not self.requestHeaders.hasHeader(b"Content-Length"):
+            return None
+        return length
+
     def _body_expected(self, length):
         return length is None or length > 0
+
+    def _body_announced(self):
+        # "Expect: 100-continue" without a length: whatever the client sends
+        # next is a body we cannot frame, so the connection cannot be reused.
+        return self.requestHeaders.hasHeader(b"Expect")
 
     def getHeaderText(self, name, default=None):
         value = self.getHeader(name)
         return default if value is None else value.decode("latin-1")
+
+
+def parse_query(query):
+    """``{name: [value, ...]}`` of a raw query string, unquoted, as bytes.
+
+    urllib keeps valueless names (?acl, ?delete), which Twisted's parser
+    drops. Working on latin-1 text maps every byte to itself, so any bytes a
+    client percent-encodes (``%ff``) come through unchanged instead of
+    failing urllib's ASCII round trip.
+    """
+    if not query:
+        return {}
+    parsed = parse_qs(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return {name.encode("latin-1"): [v.encode("latin-1") for v in values] for name, values in parsed.items()}
+
+
+# Query parameters that grant access on their own (presigned URLs): an access
+# log that kept them would hand out a working URL to anyone who reads it.
+_BEARER_PARAMETERS = re.compile(rb"([?&](?:X-Amz-Signature|Signature|X-Amz-Security-Token)=)[^&]*", re.IGNORECASE)
+
+
+def redact_query(uri):
+    return _BEARER_PARAMETERS.sub(rb"\1REDACTED", uri)
+
+
+class _RedactedRequest:
+    """A request as the access log sees it: the same, but for its signature."""
+
+    def __init__(self, request):
+        self._request = request
+        self.uri = redact_query(request.uri)
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+
+def access_log_line(timestamp, request):
+    """Twisted's combined log line, without presigned URL signatures."""
+    return combinedLogFormatter(timestamp, _RedactedRequest(request))
 
 
 class S3Site(server.Site):
@@ -132,3 +191,6 @@ class S3Site(server.Site):
     # Idle connections go away after a minute (slowloris); a request being
     # processed is not subject to it.
     timeOut = 60
+
+    def __init__(self, resource, *args, logFormatter=access_log_line, **kwargs):
+        super().__init__(resource, *args, logFormatter=logFormatter, **kwargs)

@@ -121,7 +121,18 @@ def arg(request, name, default=None):
     return values[-1].decode("utf-8", "replace")
 
 
+def client_gone(request):
+    """The client hung up while the operation worked: there is no one left to answer.
+
+    Not an error: the operation's effect stands (S3 keeps a PUT whose client
+    vanished after sending the whole body), only the answer is dropped.
+    """
+    return request._disconnected
+
+
 def send_xml(request, root, status=200):
+    if client_gone(request):
+        return
     body = xmlio.to_bytes(root)
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/xml")
@@ -131,6 +142,8 @@ def send_xml(request, root, status=200):
 
 
 def send_empty(request, status=200):
+    if client_gone(request):
+        return
     request.setResponseCode(status)
     request.setHeader(b"Content-Length", b"0")
     request.finish()

@@ -1,0 +1,215 @@
+"""The metadata writer: queued writes share one transaction, but not each other's failures."""
+
+import os
+import sqlite3
+import stat
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from objectstore.errors import BucketNotEmpty, StorageFull
+from objectstore.storage.meta import AfterCommit, Metadata
+
+
+@pytest.fixture
+def meta(tmp_path):
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor)
+    meta.start()
+    yield meta
+    meta.stop()
+
+
+def add_bucket(name):
+    def write(conn):
+        conn.execute("INSERT INTO buckets (name, owner, created, region, acl) VALUES (?, 'o', 0, 'r', '{}')", (name,))
+        return name
+
+    return write
+
+
+def add_then_fail(name):
+    """A write that changes a row, then fails: its change must not survive."""
+
+    def write(conn):
+        add_bucket(name)(conn)
+        raise BucketNotEmpty(BucketName=name)
+
+    return write
+
+
+def bucket_names(meta):
+    return [name for (name,) in meta.reader().execute("SELECT name FROM buckets ORDER BY name")]
+
+
+def hold_writer(meta):
+    """Block the writer thread on a write of its own, so later writes queue up behind it.
+
+    Returns (the held write's Deferred, a function that releases it).
+    """
+    started, release = threading.Event(), threading.Event()
+
+    def held(conn):
+        started.set()
+        release.wait(5)
+
+    d = meta.write(held)
+    assert started.wait(5)
+    return d, release.set
+
+
+def record_batches(meta):
+    sizes = []
+    apply = meta._apply
+
+    def recording(conn, batch):
+        sizes.append(len(batch))
+        return apply(conn, batch)
+
+    meta._apply = recording
+    return sizes
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_queued_together_commit_as_one_batch(meta):
+    held, release = hold_writer(meta)
+    sizes = record_batches(meta)
+    writes = [meta.write(add_bucket(f"b{i:03}")) for i in range(100)]
+
+    release()
+    await held
+    await defer.gatherResults(writes)
+
+    assert sizes == [100]
+    assert bucket_names(meta) == [f"b{i:03}" for i in range(100)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_write_does_not_undo_the_others_in_its_batch(meta):
+    held, release = hold_writer(meta)
+    sizes = record_batches(meta)
+    names = [f"b{i:03}" for i in range(60)]
+    writes = [meta.write(add_then_fail(name) if i % 3 == 1 else add_bucket(name)) for i, name in enumerate(names)]
+
+    release()
+    await held
+    outcomes = await defer.DeferredList(writes, consumeErrors=True)
+
+    assert sizes == [60]
+    failed = [names[i] for i, (ok, _) in enumerate(outcomes) if not ok]
+    assert failed == names[1::3]
+    assert all(outcome.check(BucketNotEmpty) for ok, outcome in outcomes if not ok)
+    # The failing writes' own inserts were rolled back; everyone else's stand.
+    assert bucket_names(meta) == [name for i, name in enumerate(names) if i % 3 != 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_result_arrives_after_its_after_commit_action(meta):
+    order = []
+
+    def write(conn):
+        add_bucket("b")(conn)
+        return AfterCommit("done", lambda: order.append("action"))
+
+    result = await meta.write(write)
+    order.append("result")
+
+    assert result == "done"
+    assert order == ["action", "result"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_after_commit_action_keeps_the_write(meta):
+    def write(conn):
+        add_bucket("b")(conn)
+        return AfterCommit("done", lambda: 1 / 0)
+
+    assert await meta.write(write) == "done"
+    assert bucket_names(meta) == ["b"]
+
+
+def test_stop_finishes_the_writes_already_queued(tmp_path):
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor)
+    meta.start()
+    _, release = hold_writer(meta)
+    for i in range(20):
+        meta.write(add_bucket(f"b{i:02}"))
+
+    release()
+    meta.stop()
+
+    assert bucket_names(meta) == [f"b{i:02}" for i in range(20)]
+
+
+def test_the_database_file_is_private(tmp_path):
+    path = tmp_path / "meta.sqlite"
+    Metadata(str(path), durable=True, reactor=reactor)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_close_releases_every_connection_of_every_thread(tmp_path):
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor)
+    meta.start()
+    readers = [threading.Thread(target=meta.reader) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+        thread.join()
+    meta.reader()
+
+    meta.close()
+
+    assert open_files_under(tmp_path) == []
+
+
+def open_files_under(folder):
+    links = (os.path.join("/proc/self/fd", fd) for fd in os.listdir("/proc/self/fd"))
+    targets = []
+    for link in links:
+        try:
+            targets.append(os.readlink(link))
+        except OSError:
+            continue
+    return [t for t in targets if t.startswith(str(folder))]
+
+
+def disk_full(conn):
+    add_bucket("written-before-the-disk-filled")(conn)
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_full_disk_under_the_index_is_storage_full(meta):
+    with pytest.raises(StorageFull):
+        await meta.write(disk_full)
+    assert bucket_names(meta) == []
+
+
+class CommitRefused:
+    """A connection whose COMMIT fails as it does when the disk is full."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_commit_fails_every_write_of_its_batch_and_keeps_none(meta, monkeypatch):
+    held, release = hold_writer(meta)
+    writes = [meta.write(add_bucket(f"b{i}")) for i in range(5)]
+    apply = meta._apply
+    monkeypatch.setattr(meta, "_apply", lambda conn, batch: apply(CommitRefused(conn), batch))
+
+    release()
+    await held
+    outcomes = await defer.DeferredList(writes, consumeErrors=True)
+
+    assert all(not ok and outcome.check(StorageFull) for ok, outcome in outcomes)
+    assert bucket_names(meta) == []

@@ -1,0 +1,245 @@
+"""The disk store's PUT: durable before it is answered, published only after its commit."""
+
+import os
+import sqlite3
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from objectstore.errors import NoSuchBucket, NoSuchKey
+from objectstore.storage.store import DataDirInUse, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(str(tmp_path / "data"), durable=True, reactor=reactor)
+    store.start()
+    yield store
+    store.close()
+
+
+async def put(store, key, data, bucket="b"):
+    writer = store.new_writer()
+    writer.write(data)
+    return await store.put_object(bucket, key, writer, owner="o", acl={}, headers={}, metadata={}, checksums={})
+
+
+def fd_path(fd):
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def tmp_entries(store):
+    return os.listdir(store.files.tmp)
+
+
+def row_committed(store, bucket, key):
+    """Whether another connection (another process, after a crash) sees the row."""
+    with sqlite3.connect(store.meta.path) as conn:
+        return conn.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_put_syncs_blob_and_tmp_dir_before_the_commit_and_renames_after(store, monkeypatch):
+    await store.create_bucket("b", "o", "r", {})
+    events = []
+    real_fsync, real_write, real_move_home = os.fsync, store.meta.write, store.files.move_home
+
+    def fsync(fd):
+        events.append(("fsync", fd_path(fd)))
+        real_fsync(fd)
+
+    def write(operation):
+        events.append(("metadata write",))
+        return real_write(operation)
+
+    def move_home(blob):
+        events.append(("rename", blob, row_committed(store, "b", "k")))
+        real_move_home(blob)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(store.meta, "write", write)
+    monkeypatch.setattr(store.files, "move_home", move_home)
+
+    info = await put(store, "k", b"payload")
+
+    (segment,) = info.segments
+    assert events == [
+        ("fsync", store.files.tmp_path(segment.blob)),
+        ("fsync", store.files.tmp),
+        ("metadata write",),
+        ("rename", segment.blob, True),
+    ]
+    assert os.path.exists(store.files.path(segment.blob))
+    assert tmp_entries(store) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_put_without_durability_skips_every_fsync(tmp_path, monkeypatch):
+    store = Store(str(tmp_path / "data"), durable=False, reactor=reactor)
+    store.start()
+    try:
+        await store.create_bucket("b", "o", "r", {})
+        synced = []
+        monkeypatch.setattr(os, "fsync", synced.append)
+        await put(store, "k", b"payload")
+    finally:
+        store.close()
+    assert synced == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_put_into_a_missing_bucket_removes_its_temp_blob(store):
+    with pytest.raises(NoSuchBucket):
+        await put(store, "k", b"payload", bucket="missing")
+    assert tmp_entries(store) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_sync_removes_the_temp_blob_and_publishes_nothing(store, monkeypatch):
+    await store.create_bucket("b", "o", "r", {})
+
+    def broken_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        await put(store, "k", b"payload")
+    monkeypatch.undo()
+
+    assert tmp_entries(store) == []
+    with pytest.raises(NoSuchKey):
+        store.get_object("b", "k")
+
+
+@pytest_twisted.ensureDeferred
+async def test_overwrite_unlinks_the_old_blob_and_forgets_it(store):
+    await store.create_bucket("b", "o", "r", {})
+    old = await put(store, "k", b"old")
+    await put(store, "k", b"new")
+    # The next write drops the garbage rows of blobs already unlinked.
+    await store.create_bucket("c", "o", "r", {})
+
+    assert not os.path.exists(store.files.path(old.segments[0].blob))
+    assert store.meta.reader().execute("SELECT blob FROM garbage").fetchall() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_object_keeps_reading_the_version_it_opened(store):
+    await store.create_bucket("b", "o", "r", {})
+    old = os.urandom(100_000)
+    await put(store, "k", old)
+    info, body = store.open_object("b", "k")
+    first = body.read(0, 1000)
+
+    await put(store, "k", b"new")
+    await store.delete_object("b", "k")
+
+    rest = b""
+    while len(first) + len(rest) < info.size:
+        rest += body.read(len(first) + len(rest), 65536)
+    body.close()
+    assert first + rest == old
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_missing_keys_changes_nothing(store):
+    await store.create_bucket("b", "o", "r", {})
+    wal = store.meta.path + "-wal"
+    size = os.path.getsize(wal)
+
+    for i in range(50):
+        await store.delete_object("b", f"missing-{i}")
+
+    assert os.path.getsize(wal) == size
+    assert store.meta.reader().execute("SELECT COUNT(*) FROM garbage").fetchone() == (0,)
+
+
+def test_a_second_store_on_the_same_folder_is_refused(store):
+    with pytest.raises(DataDirInUse):
+        Store(store.data_dir, reactor=reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rename_that_fails_after_the_commit_loses_nothing(tmp_path, monkeypatch):
+    data_dir = str(tmp_path / "data")
+    store = Store(data_dir, reactor=reactor)
+    store.start()
+    try:
+        await store.create_bucket("b", "o", "r", {})
+        old = await put(store, "k", b"old")
+
+        def broken_rename(blob):
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(store.files, "move_home", broken_rename)
+        await put(store, "k", b"new")  # acknowledged: the commit, not the rename, is the moment of truth
+        assert read_whole(store, "k") == b"new"  # served from tmp/ meanwhile
+    finally:
+        store.close()
+    monkeypatch.undo()
+
+    store = Store(data_dir, reactor=reactor)
+    store.start()
+    try:
+        assert read_whole(store, "k") == b"new"
+    finally:
+        store.close()
+    assert os.listdir(os.path.join(data_dir, "tmp")) == []
+    assert not os.path.exists(store.files.path(old.segments[0].blob))
+
+
+def read_whole(store, key):
+    info, body = store.open_object("b", key)
+    try:
+        return body.read(0, info.size)
+    finally:
+        body.close()
+
+
+class RacingConnection:
+    """The reactor's connection, with a commit from another thread landing right after the object lookup."""
+
+    def __init__(self, conn, race):
+        self._conn = conn
+        self._race = race
+
+    def execute(self, sql, *args):
+        cursor = self._conn.execute(sql, *args)
+        if "FROM objects" in sql and self._race is not None:
+            race, self._race = self._race, None
+            race()
+        return cursor
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def delete_from_another_connection(store, bucket, key):
+    def race():
+        with sqlite3.connect(store.meta.path, isolation_level=None) as other:
+            (object_id,) = other.execute(
+                "SELECT id FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("DELETE FROM segments WHERE object = ?", (object_id,))
+            other.execute("DELETE FROM objects WHERE id = ?", (object_id,))
+            other.execute("COMMIT")
+
+    return race
+
+
+@pytest_twisted.ensureDeferred
+async def test_object_lookup_is_one_snapshot_when_a_delete_commits_during_it(store, monkeypatch):
+    await store.create_bucket("b", "o", "r", {})
+    await put(store, "k", b"payload")
+    conn = store.meta.reader()
+    monkeypatch.setattr(
+        store.meta, "reader", lambda: RacingConnection(conn, delete_from_another_connection(store, "b", "k"))
+    )
+
+    info = store.get_object("b", "k")
+
+    # Either the object as it was, whole, or no object: never its row without its segments.
+    assert info.size == len(b"payload")
+    assert sum(segment.length for segment in info.segments) == info.size
