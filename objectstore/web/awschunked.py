@@ -9,10 +9,40 @@ The decoder is a state machine over whatever slices the transport hands it,
 so chunk boundaries may fall anywhere, down to single bytes.
 """
 
-from objectstore.errors import IncompleteBody, InvalidRequest
+from objectstore.errors import IncompleteBody, InvalidArgument, InvalidRequest
 
 MAX_LINE = 4096
 MAX_TRAILER_BYTES = 16 * 1024
+
+
+def is_aws_chunked(request):
+    """Is the body aws-chunked framed (by Content-Encoding or a STREAMING- payload hash)?"""
+    payload = request.getHeaderText(b"x-amz-content-sha256", "")
+    encodings = request.getHeaderText(b"Content-Encoding", "")
+    return payload.startswith("STREAMING-") or "aws-chunked" in _tokens(encodings)
+
+
+def decoded_length(request):
+    """x-amz-decoded-content-length as a number, or None when the client did not know it."""
+    text = request.getHeaderText(b"x-amz-decoded-content-length")
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise InvalidArgument(
+            "x-amz-decoded-content-length must be a number",
+            ArgumentName="x-amz-decoded-content-length",
+            ArgumentValue=text,
+        )
+    return int(text)
+
+
+def strip_aws_chunked(encodings):
+    """A Content-Encoding list without its aws-chunked token (what the object itself is)."""
+    return ",".join(t for t in (e.strip() for e in encodings.split(",")) if t and t.lower() != "aws-chunked")
+
+
+def _tokens(encodings):
+    return [e.strip().lower() for e in encodings.split(",")]
 
 
 class ChunkObserver:

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import hashlib
 import io
 
 from objectstore.errors import BadDigest, EntityTooLarge, InvalidDigest, MalformedXML
@@ -10,12 +11,18 @@ MAX_OBJECT_SIZE = 5 * 1024**3
 
 
 class BufferedBody:
-    """A small body (an XML document) kept in memory up to a cap."""
+    """A small body (an XML document) kept in memory up to a cap.
 
-    def __init__(self, limit, too_large=MalformedXML):
+    With *content_md5* (the 16 raw bytes of a Content-MD5 header) the body
+    is refused with BadDigest when it is complete, before any operation
+    acts on a document damaged on the way.
+    """
+
+    def __init__(self, limit, too_large=MalformedXML, content_md5=None):
         self._buffer = io.BytesIO()
         self._limit = limit
         self._too_large = too_large
+        self._expected_md5 = content_md5
 
     def write(self, data):
         if self._buffer.tell() + len(data) > self._limit:
@@ -23,7 +30,8 @@ class BufferedBody:
         self._buffer.write(data)
 
     def finish(self):
-        pass
+        if self._expected_md5 is not None:
+            check_md5(self._expected_md5, hashlib.md5(self._buffer.getvalue()))
 
     def abort(self):
         self._buffer = io.BytesIO()
@@ -46,14 +54,19 @@ class UploadBody:
         self.writer.write(data)
 
     def finish(self):
-        if self._expected_md5 is not None and self._expected_md5 != self.writer.md5.digest():
-            raise BadDigest(
-                ExpectedDigest=base64.b64encode(self._expected_md5).decode(),
-                CalculatedDigest=base64.b64encode(self.writer.md5.digest()).decode(),
-            )
+        check_md5(self._expected_md5, self.writer.md5)
 
     def abort(self):
         self.writer.abort()
+
+
+def check_md5(expected, md5):
+    """BadDigest unless *md5* (a hash object) has the *expected* digest (None: nothing to check)."""
+    if expected is not None and expected != md5.digest():
+        raise BadDigest(
+            ExpectedDigest=base64.b64encode(expected).decode(),
+            CalculatedDigest=base64.b64encode(md5.digest()).decode(),
+        )
 
 
 def parse_content_md5(value):

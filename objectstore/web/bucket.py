@@ -20,7 +20,7 @@ from objectstore.errors import (
 from objectstore.storage.names import check_bucket_name, check_key
 from objectstore.web import listing
 from objectstore.web.access import require, require_owner, require_user
-from objectstore.web.body import BufferedBody
+from objectstore.web.body import BufferedBody, parse_content_md5
 from objectstore.web.formats import acl_document
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 
@@ -121,7 +121,7 @@ class BucketResource(S3Resource):
     # -- DeleteObjects -----------------------------------------------------
 
     def receive_delete_objects(self, request, length):
-        return BufferedBody(DELETE_BODY_LIMIT)
+        return BufferedBody(DELETE_BODY_LIMIT, content_md5=parse_content_md5(request.getHeaderText(b"Content-MD5")))
 
     @operation("POST", "delete")
     async def delete_objects(self, request):

@@ -57,33 +57,47 @@ def _condition(prefix, name):
 def parse_range(header, size):
     """The (first, last) bytes a Range header asks for; None means the whole object.
 
-    Syntax S3 does not serve (several ranges, other units, garbage) is
-    ignored, as RFC 7233 says; a well-formed range that misses the object
-    is InvalidRange (416).
+    Syntax S3 does not serve (several ranges, other units, garbage, a last
+    byte before the first) is ignored, as RFC 7233 allows and AWS does; a
+    well-formed range that starts past the object is InvalidRange (416).
     """
+    spec = _single_byte_range(header)
+    if spec is None:
+        return None
+    first, last = spec
+    if first is None:
+        return _suffix_range(last, size, header)
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        raise _invalid_range(header, size)
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+def _single_byte_range(header):
+    """(first or None, last or None) of ``bytes=first-last``; None if it is not one such range."""
     if not header:
         return None
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
+    first, dash, last = (part.strip() for part in spec.partition("-"))
+    if not dash or not (first or last):
         return None
-    first, last = first.strip(), last.strip()
-    if (first and not first.isdigit()) or (last and not last.isdigit()):
+    if not all(part.isdigit() and part.isascii() for part in (first, last) if part):
         return None
-    try:
-        if not first:
-            suffix = int(last)
-            if suffix <= 0 or size == 0:
-                raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
-            return max(0, size - suffix), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start < 0 or end < start:
-        return None
-    if start >= size:
-        raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
-    return start, min(end, size - 1)
+    return (int(first) if first else None), (int(last) if last else None)
+
+
+def _suffix_range(length, size, header):
+    """The last *length* bytes (``bytes=-N``); nothing to serve of an empty object or for N = 0."""
+    if length == 0 or size == 0:
+        raise _invalid_range(header, size)
+    return max(0, size - length), size - 1
+
+
+def _invalid_range(header, size):
+    error = InvalidRange(RangeRequested=header, ActualObjectSize=size)
+    # RFC 7233: a 416 says how big the representation is.
+    error.headers = {"Content-Range": f"bytes */{size}"}
+    return error

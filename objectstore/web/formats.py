@@ -3,6 +3,8 @@
 import time
 from email.utils import formatdate, parsedate_to_datetime
 
+from twisted.web.http_headers import Headers
+
 from objectstore import xmlio
 from objectstore.auth import acl as acls
 
@@ -27,6 +29,22 @@ def parse_http_date(text):
         return parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+class MetadataHeaders(Headers):
+    """Response headers that send ``x-amz-meta-*`` names lower-case, as S3 does.
+
+    Twisted writes every header name in Canonical-Case, and boto3 keeps the
+    case it reads: metadata stored as ``color`` would come back to it as
+    ``Color``, a different key.
+    """
+
+    __slots__ = ()
+
+    def getAllRawHeaders(self):
+        for name, values in super().getAllRawHeaders():
+            lower = name.lower()
+            yield (lower if lower.startswith(b"x-amz-meta-") else name), values
 
 
 def owner_element(parent, owner_id, credentials, tag="Owner"):

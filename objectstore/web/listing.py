@@ -1,7 +1,11 @@
 """ListObjects (v1) and ListObjectsV2 documents."""
 
 import base64
+import binascii
+import re
 from urllib.parse import quote
+
+from lxml import etree
 
 from objectstore import xmlio
 from objectstore.errors import InvalidArgument
@@ -44,25 +48,50 @@ def encode_token(position):
 
 
 def decode_token(token):
+    # Strict: a lenient decoder drops stray characters and would silently
+    # restart the listing from somewhere else instead of refusing the token.
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError):
-        raise InvalidArgument(
-            "The continuation token provided is incorrect", ArgumentName="continuation-token"
-        ) from None
+        position = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        position = ""
+    if not position:
+        raise InvalidArgument("The continuation token provided is incorrect", ArgumentName="continuation-token")
+    return position
+
+
+# Characters XML 1.0 cannot carry at all (C0 controls but TAB, LF, CR; U+FFFE, U+FFFF).
+_NOT_XML = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(parent, tag, value):
+    """``<tag>value</tag>``, even when *value* holds characters XML 1.0 cannot carry.
+
+    A key may hold any of them. AWS writes them as character references
+    (``&#x1;``) when the client did not ask for ``encoding-type=url``: not
+    XML 1.0, but it keeps the listing answering, where refusing to serialise
+    would make one odd key fail every listing of the bucket.
+    """
+    element = xmlio.sub(parent, tag)
+    pieces = _NOT_XML.split(value)
+    element.text = pieces[0]
+    for char, piece in zip(_NOT_XML.findall(value), pieces[1:], strict=True):
+        reference = etree.Entity(f"#x{ord(char):X}")
+        reference.tail = piece
+        element.append(reference)
+    return element
 
 
 def v1_document(request, bucket, listing, prefix, delimiter, marker, max_keys, credentials):
     enc = encoder_of(request)
     root = xmlio.element("ListBucketResult")
     xmlio.sub(root, "Name", bucket)
-    xmlio.sub(root, "Prefix", enc(prefix))
-    xmlio.sub(root, "Marker", enc(marker))
+    _text(root, "Prefix", enc(prefix))
+    _text(root, "Marker", enc(marker))
     if listing.truncated and delimiter:
-        xmlio.sub(root, "NextMarker", enc(listing.last))
+        _text(root, "NextMarker", enc(listing.last))
     xmlio.sub(root, "MaxKeys", str(max_keys))
     if delimiter:
-        xmlio.sub(root, "Delimiter", enc(delimiter))
+        _text(root, "Delimiter", enc(delimiter))
     if arg(request, "encoding-type"):
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
@@ -74,17 +103,17 @@ def v2_document(request, bucket, listing, prefix, delimiter, start_after, token,
     enc = encoder_of(request)
     root = xmlio.element("ListBucketResult")
     xmlio.sub(root, "Name", bucket)
-    xmlio.sub(root, "Prefix", enc(prefix))
+    _text(root, "Prefix", enc(prefix))
     if token is not None:
-        xmlio.sub(root, "ContinuationToken", token)
+        _text(root, "ContinuationToken", token)
     if listing.truncated:
         xmlio.sub(root, "NextContinuationToken", encode_token(listing.last))
     if start_after:
-        xmlio.sub(root, "StartAfter", enc(start_after))
+        _text(root, "StartAfter", enc(start_after))
     xmlio.sub(root, "KeyCount", str(len(listing.entries) + len(listing.prefixes)))
     xmlio.sub(root, "MaxKeys", str(max_keys))
     if delimiter:
-        xmlio.sub(root, "Delimiter", enc(delimiter))
+        _text(root, "Delimiter", enc(delimiter))
     if arg(request, "encoding-type"):
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
@@ -95,7 +124,7 @@ def v2_document(request, bucket, listing, prefix, delimiter, start_after, token,
 def _contents(root, listing, enc, credentials, with_owner):
     for entry in listing.entries:
         item = xmlio.sub(root, "Contents")
-        xmlio.sub(item, "Key", enc(entry.key))
+        _text(item, "Key", enc(entry.key))
         xmlio.sub(item, "LastModified", iso8601(entry.modified))
         xmlio.sub(item, "ETag", f'"{entry.etag}"')
         xmlio.sub(item, "Size", str(entry.size))
@@ -103,7 +132,7 @@ def _contents(root, listing, enc, credentials, with_owner):
             owner_element(item, entry.owner, credentials)
         xmlio.sub(item, "StorageClass", "STANDARD")
     for prefix in listing.prefixes:
-        xmlio.sub(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(prefix))
+        _text(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(prefix))
 
 
 def _bool(value):

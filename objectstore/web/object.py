@@ -1,6 +1,6 @@
 """ObjectResource: operations on ``/bucket/key``."""
 
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from objectstore import xmlio
 from objectstore.auth import acl as acls
@@ -11,11 +11,12 @@ from objectstore.errors import (
     MetadataTooLarge,
     MissingContentLength,
 )
-from objectstore.storage.names import check_key
+from objectstore.storage.names import check_key, decode_key
 from objectstore.web.access import require
+from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws_chunked, strip_aws_chunked
 from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, UploadBody, parse_content_md5
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
-from objectstore.web.formats import acl_document, http_date, iso8601
+from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
 
@@ -64,10 +65,13 @@ class ObjectResource(S3Resource):
             return BufferedBody(0, too_large=lambda: InvalidRequest("A copy request must not have a body."))
         if length is None and not _is_chunked(request):
             raise MissingContentLength()
-        if length is not None and length > MAX_OBJECT_SIZE:
-            raise EntityTooLarge(ProposedSize=length, MaxSizeAllowed=MAX_OBJECT_SIZE)
+        framed = is_aws_chunked(request)
+        size = decoded_length(request) if framed else length
+        if size is not None and size > MAX_OBJECT_SIZE:
+            raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_OBJECT_SIZE)
         md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        return UploadBody(self.store.new_writer(), content_md5=md5)
+        body = UploadBody(self.store.new_writer(), content_md5=md5)
+        return AwsChunkedDecoder(body, decoded_length=size) if framed else body
 
     def _canned_acl(self, request, bucket):
         # An anonymous upload (to a public-read-write bucket) belongs to the bucket's owner.
@@ -78,7 +82,7 @@ class ObjectResource(S3Resource):
     async def put_object(self, request):
         if request.getHeader(b"x-amz-copy-source") is not None:
             return await self.copy_object(request)
-        writer = request.body.writer
+        writer = request.body.writer if isinstance(request.body, UploadBody) else request.body.sink.writer
         info = await self.store.put_object(
             self.bucket_name,
             self.key,
@@ -93,7 +97,7 @@ class ObjectResource(S3Resource):
         send_empty(request)
 
     async def copy_object(self, request):
-        source_bucket, source_key = _copy_source(request.getHeaderText(b"x-amz-copy-source"))
+        source_bucket, source_key = _copy_source(request.getHeader(b"x-amz-copy-source"))
         source = self.store.get_object(source_bucket, source_key)
         require(request, source.acl, acls.READ)
         check_conditions(_lower_headers(request), source, prefix="x-amz-copy-source-")
@@ -145,47 +149,16 @@ class ObjectResource(S3Resource):
         else:
             info, body = self.store.get_object(self.bucket_name, self.key), None
         try:
-            require(request, info.acl, acls.READ)
-            self._describe(request, info)
-            try:
-                check_conditions(_lower_headers(request), info)
-            except NotModified:
-                request.responseHeaders.removeHeader(b"Content-Type")
-                send_empty_keep_length(request, 304)
-                return
-            wanted = parse_range(request.getHeaderText(b"Range"), info.size)
+            span = _answer_headers(request, info)
         except BaseException:
-            if body is not None:
-                body.close()
+            _close(body)
             raise
-        if wanted is None:
-            start, end = 0, info.size - 1
-        else:
-            start, end = wanted
-            request.setResponseCode(206)
-            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
-        request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
-        if body is None or end < start:
-            if body is not None:
-                body.close()
+        if body is None or span is None or span[1] < span[0]:
+            # Nothing to stream (HEAD, 304, an empty object): the blobs were opened for nothing.
+            _close(body)
             request.finish()
             return
-        BodyProducer(request, body, start, end).start()
-
-    def _describe(self, request, info):
-        """The headers GET and HEAD share."""
-        request.setHeader(b"ETag", info.quoted_etag.encode())
-        request.setHeader(b"Last-Modified", http_date(info.modified).encode())
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        headers = {"content-type": DEFAULT_CONTENT_TYPE, **info.headers}
-        for name, value in headers.items():
-            request.setHeader(name.encode(), value.encode("utf-8"))
-        for name, value in info.metadata.items():
-            request.setHeader((META_PREFIX + name).encode(), value.encode("utf-8"))
-        for parameter, header in RESPONSE_OVERRIDES.items():
-            value = arg(request, parameter)
-            if value is not None:
-                request.setHeader(header.encode(), value.encode("utf-8"))
+        BodyProducer(request, body, *span).start()
 
     # -- DELETE --------------------------------------------------------------
 
@@ -205,11 +178,56 @@ class ObjectResource(S3Resource):
         send_xml(request, acl_document(info.acl, self.app.credentials))
 
 
-def send_empty_keep_length(request, status):
-    """A bodiless answer (304) that keeps the validators already set."""
-    request.setResponseCode(status)
-    request.responseHeaders.removeHeader(b"Content-Length")
-    request.finish()
+def _answer_headers(request, info):
+    """Status and headers of a GET or HEAD; the (first, last) bytes to send, or None for a 304.
+
+    The object's own headers are set last: an error answer (412, 416)
+    must not carry its Content-Encoding or metadata onto an XML document.
+    """
+    require(request, info.acl, acls.READ)
+    try:
+        check_conditions(_lower_headers(request), info)
+    except NotModified:
+        request.setResponseCode(304)
+        _validators(request, info)
+        return None
+    wanted = parse_range(request.getHeaderText(b"Range"), info.size)
+    if wanted is None:
+        start, end = 0, info.size - 1
+    else:
+        start, end = wanted
+        request.setResponseCode(206)
+        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
+    request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
+    _describe(request, info)
+    return start, end
+
+
+def _validators(request, info):
+    request.setHeader(b"ETag", info.quoted_etag.encode())
+    request.setHeader(b"Last-Modified", http_date(info.modified).encode())
+
+
+def _describe(request, info):
+    """The headers of a GET or HEAD that serves the object."""
+    # S3 sends metadata names lower-case; Twisted would capitalise them.
+    request.responseHeaders = MetadataHeaders(dict(request.responseHeaders.getAllRawHeaders()))
+    _validators(request, info)
+    request.setHeader(b"Accept-Ranges", b"bytes")
+    headers = {"content-type": DEFAULT_CONTENT_TYPE, **info.headers}
+    for name, value in headers.items():
+        request.setHeader(name.encode(), value.encode("utf-8"))
+    for name, value in info.metadata.items():
+        request.setHeader((META_PREFIX + name).encode(), value.encode("utf-8"))
+    for parameter, header in RESPONSE_OVERRIDES.items():
+        value = arg(request, parameter)
+        if value is not None:
+            request.setHeader(header.encode(), value.encode("utf-8"))
+
+
+def _close(body):
+    if body is not None:
+        body.close()
 
 
 def _is_chunked(request):
@@ -231,7 +249,12 @@ def _content_headers(request):
     for name, values in request.requestHeaders.getAllRawHeaders():
         lower = name.decode("latin-1").lower()
         value = values[-1].decode("utf-8", "replace")
-        if lower in CONTENT_HEADERS:
+        if lower == "content-encoding":
+            # aws-chunked describes the request's framing, not the object.
+            value = strip_aws_chunked(value)
+            if value:
+                headers[lower] = value
+        elif lower in CONTENT_HEADERS:
             headers[lower] = value
         elif lower.startswith(META_PREFIX):
             short = lower[len(META_PREFIX) :]
@@ -243,14 +266,17 @@ def _content_headers(request):
 
 
 def _copy_source(header):
-    """(bucket, key) of an x-amz-copy-source header (URL-encoded, leading / optional)."""
-    path = header.split("?", 1)[0]
-    path = unquote(path).lstrip("/")
-    bucket, slash, key = path.partition("/")
+    """(bucket, key) of an x-amz-copy-source header (URL-encoded, leading / optional).
+
+    *header* is the raw bytes: the key is decoded exactly as a request path's
+    is, so a key that is not UTF-8 text is refused here as it is there.
+    """
+    path = unquote_to_bytes(header.split(b"?", 1)[0]).lstrip(b"/")
+    bucket, slash, key = path.partition(b"/")
     if not bucket or not slash or not key:
         raise InvalidArgument(
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
             ArgumentName="x-amz-copy-source",
-            ArgumentValue=header,
+            ArgumentValue=header.decode("latin-1"),
         )
-    return bucket, check_key(key)
+    return bucket.decode("utf-8", "replace"), check_key(decode_key(key))

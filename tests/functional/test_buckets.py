@@ -1,0 +1,444 @@
+"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket and the sub-resources clients probe."""
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import pytest
+import pytest_twisted
+from botocore.exceptions import ClientError
+from lxml import etree
+
+from tests.s3http import call, error_code, header, raw, signed_headers
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def client_error(f, *args, **kwargs):
+    """(S3 error code, HTTP status) of a boto3 call that must fail."""
+    with pytest.raises(ClientError) as caught:
+        f(*args, **kwargs)
+    response = caught.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+async def create(server, name, keys=None):
+    response, content = await call(server, "PUT", f"/{name}", **({"keys": keys} if keys else {}))
+    assert response.code == 200, content
+    return response
+
+
+# -- ListBuckets -------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_document_has_owner_then_buckets_in_s3_namespace(server, bucket_name):
+    await create(server, bucket_name)
+    response, content = await call(server, "GET", "/")
+    assert response.code == 200
+    root = etree.fromstring(content)
+    assert root.tag == f"{{{S3_NS}}}ListAllMyBucketsResult"
+    assert [etree.QName(c).localname for c in root] == ["Owner", "Buckets"]
+    owner = root.find(f"{{{S3_NS}}}Owner")
+    assert [etree.QName(c).localname for c in owner] == ["ID", "DisplayName"]
+    assert owner.findtext(f"{{{S3_NS}}}ID") == server.user_id("admin")
+    (bucket,) = root.find(f"{{{S3_NS}}}Buckets")
+    assert [etree.QName(c).localname for c in bucket] == ["Name", "CreationDate"]
+    assert bucket.findtext(f"{{{S3_NS}}}Name") == bucket_name
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", bucket.findtext(f"{{{S3_NS}}}CreationDate"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_through_boto3_sorted_with_creation_dates(server):
+    s3 = server.boto3()
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def make_and_list():
+        for name in ("zeta-bucket", "alpha-bucket", "mid-bucket"):
+            s3.create_bucket(Bucket=name)
+        return s3.list_buckets()
+
+    listed = await server.blocking(make_and_list)
+    assert [b["Name"] for b in listed["Buckets"]] == ["alpha-bucket", "mid-bucket", "zeta-bucket"]
+    for bucket in listed["Buckets"]:
+        assert before <= bucket["CreationDate"] <= datetime.now(timezone.utc)
+    assert listed["Owner"] == {"ID": server.user_id("admin"), "DisplayName": "admin"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_shows_a_user_only_their_own(server, bucket_name):
+    keys = server.create_user("alice")
+    await create(server, bucket_name)
+    await create(server, "alice-bucket", keys=keys)
+    listed = await server.blocking(server.boto3(keys).list_buckets)
+    assert [b["Name"] for b in listed["Buckets"]] == ["alice-bucket"]
+    assert listed["Owner"]["ID"] == server.user_id("alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_of_a_user_without_any_is_empty(server):
+    keys = server.create_user("newcomer")
+    listed = await server.blocking(server.boto3(keys).list_buckets)
+    assert listed["Buckets"] == []
+    assert listed["Owner"] == {"ID": server.user_id("newcomer"), "DisplayName": "newcomer"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_refuses_anonymous(server):
+    response, content = await call(server, "GET", "/", keys=None)
+    assert response.code == 403
+    assert error_code(content) == "AccessDenied"
+
+
+# -- CreateBucket ------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_answers_location_header(server, bucket_name):
+    response = await create(server, bucket_name)
+    assert header(response, "Location") == f"/{bucket_name}"
+    assert server.store.get_bucket(bucket_name).owner == server.user_id("admin")
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_accepts_configuration_for_this_region(server, bucket_name):
+    body = (
+        f'<CreateBucketConfiguration xmlns="{S3_NS}"><LocationConstraint>us-east-1</LocationConstraint>'
+        "</CreateBucketConfiguration>"
+    ).encode()
+    response, content = await call(server, "PUT", f"/{bucket_name}", body=body)
+    assert response.code == 200, content
+    assert server.store.get_bucket(bucket_name).region == "us-east-1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_accepts_configuration_without_constraint(server, bucket_name):
+    body = b"<CreateBucketConfiguration/>"
+    response, content = await call(server, "PUT", f"/{bucket_name}", body=body)
+    assert response.code == 200, content
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_refuses_another_region(server, bucket_name):
+    before = server.snapshot()
+    s3 = server.boto3()
+    code, status = await server.blocking(
+        client_error,
+        s3.create_bucket,
+        Bucket=bucket_name,
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    )
+    assert (code, status) == ("InvalidLocationConstraint", 400)
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_refuses_malformed_configuration(server, bucket_name):
+    before = server.snapshot()
+    response, content = await call(server, "PUT", f"/{bucket_name}", body=b"<CreateBucketConfiguration>")
+    assert response.code == 400
+    assert error_code(content) == "MalformedXML"
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_refuses_a_configuration_of_another_kind(server, bucket_name):
+    before = server.snapshot()
+    response, content = await call(server, "PUT", f"/{bucket_name}", body=b"<Tagging/>")
+    assert response.code == 400
+    assert error_code(content) == "MalformedXML"
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_twice_is_bucket_already_owned_by_you(server, bucket_name):
+    await create(server, bucket_name)
+    before = server.snapshot()
+    response, content = await call(server, "PUT", f"/{bucket_name}")
+    assert response.code == 409
+    assert error_code(content) == "BucketAlreadyOwnedByYou"
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_owned_by_another_user_is_bucket_already_exists(server, bucket_name):
+    await create(server, bucket_name)
+    keys = server.create_user("mallory")
+    before = server.snapshot()
+    code, status = await server.blocking(client_error, server.boto3(keys).create_bucket, Bucket=bucket_name)
+    assert (code, status) == ("BucketAlreadyExists", 409)
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_refuses_anonymous(server, bucket_name):
+    before = server.snapshot()
+    response, content = await call(server, "PUT", f"/{bucket_name}", keys=None)
+    assert response.code == 403
+    assert error_code(content) == "AccessDenied"
+    assert server.snapshot() == before
+
+
+INVALID_NAMES = ["..", "_images", "tmp", "A", "ab", "a" * 64, "192.168.5.4", "a..b", "xn--a", "-ab"]
+INVALID_NAMES += ["ab-", "a.-b", "a-.b", "Abc", "a_b", "bucket-s3alias", "sthree-x", "a b", "abc\n", "abc%"]
+
+
+def raw_put(port, path):
+    """A signed PUT with the path sent byte for byte (clients would normalise ``..``)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    headers = signed_headers("PUT", url)
+    lines = [f"PUT {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Length: 0", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_and_code(answer):
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), error_code(body)
+
+
+@pytest.mark.parametrize("name", INVALID_NAMES)
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_with_invalid_name_is_invalid_bucket_name(server, name):
+    before = server.snapshot()
+    path = "/" + quote(name, safe="")
+    answer = await raw(server.port, raw_put(server.port, path))
+    assert status_and_code(answer) == (400, "InvalidBucketName")
+    assert server.snapshot() == before
+
+
+@pytest.mark.parametrize("name", ["abc", "a" * 63, "my.bucket.name", "a-b.c-d", "192.168.5.4x", "0-9"])
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_accepts_valid_edge_names(server, name):
+    await create(server, name)
+    assert server.store.get_bucket(name).name == name
+
+
+# -- HeadBucket --------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_bucket_answers_region_and_no_body(server, bucket_name):
+    await create(server, bucket_name)
+    response, content = await call(server, "HEAD", f"/{bucket_name}")
+    assert response.code == 200
+    assert header(response, "x-amz-bucket-region") == "us-east-1"
+    assert content == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_missing_bucket_is_404_for_boto3(server, bucket_name):
+    code, status = await server.blocking(client_error, server.boto3().head_bucket, Bucket=bucket_name)
+    assert (code, status) == ("404", 404)
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_bucket_of_another_user_is_403(server, bucket_name):
+    await create(server, bucket_name)
+    keys = server.create_user("eve")
+    code, status = await server.blocking(client_error, server.boto3(keys).head_bucket, Bucket=bucket_name)
+    assert (code, status) == ("403", 403)
+
+
+# -- DeleteBucket ------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_empty_bucket_answers_204(server, bucket_name):
+    await create(server, bucket_name)
+    response, content = await call(server, "DELETE", f"/{bucket_name}")
+    assert response.code == 204
+    assert content == b""
+    assert server.store.list_buckets() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_bucket_with_objects_is_bucket_not_empty(server, bucket_name):
+    s3 = server.boto3()
+    await server.blocking(s3.create_bucket, Bucket=bucket_name)
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"x")
+    before = server.snapshot()
+    code, status = await server.blocking(client_error, s3.delete_bucket, Bucket=bucket_name)
+    assert (code, status) == ("BucketNotEmpty", 409)
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_missing_bucket_is_no_such_bucket(server, bucket_name):
+    before = server.snapshot()
+    response, content = await call(server, "DELETE", f"/{bucket_name}")
+    assert response.code == 404
+    assert error_code(content) == "NoSuchBucket"
+    assert etree.fromstring(content).findtext("BucketName") == bucket_name
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_bucket_of_another_user_is_access_denied(server, bucket_name):
+    await create(server, bucket_name)
+    keys = server.create_user("eve")
+    before = server.snapshot()
+    response, content = await call(server, "DELETE", f"/{bucket_name}", keys=keys)
+    assert response.code == 403
+    assert error_code(content) == "AccessDenied"
+    assert server.snapshot() == before
+
+
+# -- libcloud's expectations -------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_libcloud_create_existing_container_raises_already_exists(server, bucket_name):
+    from libcloud.storage.types import ContainerAlreadyExistsError
+
+    driver = server.libcloud()
+    await server.blocking(driver.create_container, bucket_name)
+    before = server.snapshot()
+    with pytest.raises(ContainerAlreadyExistsError):
+        await server.blocking(driver.create_container, bucket_name)
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_libcloud_delete_container_returns_true(server, bucket_name):
+    driver = server.libcloud()
+    container = await server.blocking(driver.create_container, bucket_name)
+    assert await server.blocking(driver.delete_container, container) is True
+    assert server.store.list_buckets() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_libcloud_delete_non_empty_container_raises_not_empty(server, bucket_name, tmp_path):
+    from libcloud.storage.types import ContainerIsNotEmptyError
+
+    driver = server.libcloud()
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    container = await server.blocking(driver.create_container, bucket_name)
+    await server.blocking(driver.upload_object, str(source), container, "f")
+    before = server.snapshot()
+    with pytest.raises(ContainerIsNotEmptyError):
+        await server.blocking(driver.delete_container, container)
+    assert server.snapshot() == before
+
+
+# -- GetBucketLocation and the sub-resources clients probe --------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_bucket_location_is_empty_constraint_in_us_east_1(server, bucket_name):
+    await create(server, bucket_name)
+    response, content = await call(server, "GET", f"/{bucket_name}?location")
+    assert response.code == 200
+    root = etree.fromstring(content)
+    assert root.tag == f"{{{S3_NS}}}LocationConstraint"
+    assert root.text is None
+    located = await server.blocking(server.boto3().get_bucket_location, Bucket=bucket_name)
+    assert located["LocationConstraint"] is None
+
+
+def answered(key, expected):
+    """A check that the boto3 response has *key* equal to *expected*."""
+    return lambda response: response.get(key) == expected
+
+
+# boto3 call -> what a bucket with nothing configured answers: an error code,
+# or a check on the parsed response.
+PROBES = {
+    "get_bucket_acl": lambda r: [g["Permission"] for g in r["Grants"]] == ["FULL_CONTROL"],
+    "get_bucket_versioning": lambda r: "Status" not in r and "MFADelete" not in r,
+    "get_bucket_policy": "NoSuchBucketPolicy",
+    "get_bucket_policy_status": "NoSuchBucketPolicy",
+    "get_bucket_cors": "NoSuchCORSConfiguration",
+    "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
+    "get_bucket_lifecycle": "NoSuchLifecycleConfiguration",
+    "get_bucket_request_payment": answered("Payer", "BucketOwner"),
+    "get_public_access_block": "NoSuchPublicAccessBlockConfiguration",
+    "get_bucket_ownership_controls": "OwnershipControlsNotFoundError",
+    "get_bucket_tagging": "NoSuchTagSet",
+    "get_bucket_website": "NoSuchWebsiteConfiguration",
+    "get_bucket_logging": lambda r: "LoggingEnabled" not in r,
+    "get_bucket_encryption": "ServerSideEncryptionConfigurationNotFoundError",
+    "get_bucket_notification_configuration": lambda r: (
+        not {
+            "TopicConfigurations",
+            "QueueConfigurations",
+            "LambdaFunctionConfigurations",
+        }
+        & set(r)
+    ),
+    "get_bucket_notification": lambda r: not {"TopicConfiguration", "QueueConfiguration"} & set(r),
+    "get_bucket_accelerate_configuration": lambda r: "Status" not in r,
+    "get_object_lock_configuration": "ObjectLockConfigurationNotFoundError",
+    "get_bucket_replication": "ReplicationConfigurationNotFoundError",
+    "list_multipart_uploads": lambda r: r["IsTruncated"] is False and "Uploads" not in r,
+}
+
+NOT_FOUND_STATUS = 404
+
+
+@pytest.mark.parametrize("method", sorted(PROBES))
+@pytest_twisted.ensureDeferred
+async def test_unconfigured_bucket_sub_resource_answers_like_aws(server, bucket_name, method):
+    s3 = server.boto3()
+    await server.blocking(s3.create_bucket, Bucket=bucket_name)
+    expected = PROBES[method]
+    before = server.snapshot()
+    if isinstance(expected, str):
+        code, status = await server.blocking(client_error, getattr(s3, method), Bucket=bucket_name)
+        assert (code, status) == (expected, NOT_FOUND_STATUS)
+    else:
+        response = await server.blocking(getattr(s3, method), Bucket=bucket_name)
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert expected(response)
+    assert server.snapshot() == before
+
+
+@pytest.mark.parametrize("method", sorted(PROBES))
+@pytest_twisted.ensureDeferred
+async def test_sub_resource_of_missing_bucket_is_no_such_bucket(server, bucket_name, method):
+    before = server.snapshot()
+    code, status = await server.blocking(client_error, getattr(server.boto3(), method), Bucket=bucket_name)
+    assert (code, status) == ("NoSuchBucket", 404)
+    assert server.snapshot() == before
+
+
+SUBRESOURCES = [
+    "acl",
+    "location",
+    "versioning",
+    "policy",
+    "cors",
+    "lifecycle",
+    "requestPayment",
+    "publicAccessBlock",
+    "ownershipControls",
+    "tagging",
+    "website",
+    "logging",
+    "encryption",
+    "notification",
+    "uploads",
+]
+
+
+@pytest.mark.parametrize("subresource", SUBRESOURCES)
+@pytest_twisted.ensureDeferred
+async def test_sub_resource_of_another_users_bucket_is_access_denied(server, bucket_name, subresource):
+    await create(server, bucket_name)
+    keys = server.create_user("eve")
+    response, content = await call(server, "GET", f"/{bucket_name}?{subresource}", keys=keys)
+    assert response.code == 403
+    assert error_code(content) == "AccessDenied"
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_probed_sub_resource_answers_without_a_5xx(server, bucket_name):
+    # s3cmd's `info` asks for all of these in a row on one bucket.
+    await create(server, bucket_name)
+    statuses = {}
+    for subresource in SUBRESOURCES:
+        response, content = await call(server, "GET", f"/{bucket_name}?{subresource}")
+        statuses[subresource] = response.code
+        etree.fromstring(content)  # always an XML document
+    assert all(status in (200, 404) for status in statuses.values()), statuses
