@@ -72,8 +72,7 @@ class S3Client:
 
     def _send(self, method, target, body, headers):
         if self._conn is None:
-            self._conn = _NoDelayConnection(self.endpoint.host, self.endpoint.port,
-                                            timeout=self.timeout)
+            self._conn = _NoDelayConnection(self.endpoint.host, self.endpoint.port, timeout=self.timeout)
         try:
             self._conn.request(method, target, body=body, headers=headers)
             return self._conn.getresponse()

@@ -15,8 +15,8 @@ import sys
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 _ZEROS = bytes(1 << 20)
-_objects = {}   # (bucket, key) -> (size, md5 hex)
-_ordered = {}   # bucket -> sorted keys, for listing
+_objects = {}  # (bucket, key) -> (size, md5 hex)
+_ordered = {}  # bucket -> sorted keys, for listing
 
 
 async def _serve(reader, writer):
@@ -70,7 +70,7 @@ async def _respond(writer, method, target, size, md5):
 def _list(bucket, query):
     keys = _ordered.get(bucket, [])
     start = bisect.bisect_right(keys, query.get("continuation-token", ""))
-    page = keys[start: start + int(query.get("max-keys", 1000))]
+    page = keys[start : start + int(query.get("max-keys", 1000))]
     truncated = start + len(page) < len(keys)
     xml = ["<ListBucketResult>"]
     xml += [f"<Contents><Key>{k}</Key></Contents>" for k in page]

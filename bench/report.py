@@ -4,6 +4,7 @@ Every cell is the median over repetitions with its spread, so a single noisy
 run on a shared machine cannot decide a comparison.
 """
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ class Metric:
 @dataclass
 class Sample:
     """One repetition of one workload on one server."""
+
     workload: str
     server: str
     rep: int
@@ -36,12 +38,20 @@ class Results:
         self.samples.append(sample)
 
     def values(self, workload, server, key):
-        return [s.values[key] for s in self.samples
-                if s.workload == workload and s.server == server and key in s.values]
+        """The figures of the error-free repetitions only: a run with
+        failures measured something other than the workload."""
+        return [
+            s.values[key]
+            for s in self.samples
+            if s.workload == workload
+            and s.server == server
+            and not s.errors
+            and key in s.values
+            and not math.isnan(s.values[key])
+        ]
 
     def errors(self, workload, server):
-        return [s for s in self.samples
-                if s.workload == workload and s.server == server and s.errors]
+        return [s for s in self.samples if s.workload == workload and s.server == server and s.errors]
 
 
 def _median(values):
@@ -58,6 +68,8 @@ def _fmt(value):
 
 
 def _cell(values, failed):
+    if not values:
+        return "failed ⚠" if failed else "–"
     med = _median(values)
     text = _fmt(med)
     if med and len(values) > 1:
@@ -83,8 +95,7 @@ def table(results, rows, baseline=None):
         head += [f"{baseline} × {p}" for p in peers]
         if len(peers) > 1:
             head.append(f"{baseline} × best peer")
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for workload, metric in rows:
         cells = [f"{metric.label} ({metric.unit})"]
         medians = {}
@@ -112,17 +123,28 @@ def error_notes(results, workloads):
     notes = []
     for workload in workloads:
         for server in results.servers:
-            for s in results.errors(workload, server):
-                notes.append(f"- ⚠ {workload} on {server}, repetition {s.rep + 1}: "
-                             f"{s.errors} error(s); first: `{s.error_sample[:300]}`")
+            failed = results.errors(workload, server)
+            if not failed:
+                continue
+            reps = ", ".join(str(s.rep + 1) for s in failed)
+            total = sum(s.errors for s in failed)
+            notes.append(
+                f"- ⚠ {workload} on {server}: {total} error(s) in repetition(s) "
+                f"{reps}, not counted; first: `{failed[0].error_sample[:300]}`"
+            )
     return "\n".join(notes)
 
 
 def legend(baseline, servers):
-    text = ("Cells: median over repetitions ± half the range as % of the median; "
-            "⚠ = errors, listed under the table.")
+    text = (
+        "Cells: median over repetitions ± half the range as % of the median; "
+        "⚠ = some repetitions had errors (listed under the table) and are left "
+        "out of the figures."
+    )
     if baseline in servers and len(servers) > 1:
-        text += (f" `{baseline} × peer`: how many times better {baseline} is (throughput "
-                 f"ratio, or the inverse ratio for latency, time and memory); > 1 means "
-                 f"{baseline} wins.")
+        text += (
+            f" `{baseline} × peer`: how many times better {baseline} is (throughput "
+            f"ratio, or the inverse ratio for latency, time and memory); > 1 means "
+            f"{baseline} wins."
+        )
     return text

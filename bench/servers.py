@@ -54,20 +54,29 @@ class ObjectStoreSpec(ServerSpec):
             twistd = shutil.which("twistd")
         if not twistd:
             raise ServerError("twistd not found; pip install the project first")
-        return [str(twistd), "-n", "--pidfile=", "objectstore",
-                "--listen", f"tcp:{port}:interface=127.0.0.1",
-                "--data-dir", str(data_dir)]
+        return [
+            str(twistd),
+            "-n",
+            "--pidfile=",
+            "objectstore",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--data-dir",
+            str(data_dir),
+        ]
 
     def environment(self):
-        return {"OBJECTSTORE_ACCESS_KEY": self.access_key,
-                "OBJECTSTORE_SECRET_KEY": self.secret_key}
+        return {"OBJECTSTORE_ACCESS_KEY": self.access_key, "OBJECTSTORE_SECRET_KEY": self.secret_key}
 
     def describe(self):
         # Asked of a fresh interpreter outside the checkout, as twistd sees it.
         probe = subprocess.run(
-            [sys.executable, "-c",
-             "import objectstore as o; print(getattr(o, '__version__', '?'), o.__file__)"],
-            cwd="/", capture_output=True, text=True, timeout=60)
+            [sys.executable, "-c", "import objectstore as o; print(getattr(o, '__version__', '?'), o.__file__)"],
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if probe.returncode:
             return "objectstore: not importable"
         version, path = probe.stdout.split(None, 1)
@@ -91,8 +100,18 @@ class S3rverSpec(ServerSpec):
             raise ServerError("node not found on PATH")
         # s3rver's continuation tokens use DES, which OpenSSL 3 only has in
         # the legacy provider; --silent drops per-request console logging.
-        return [node, "--openssl-legacy-provider", str(S3RVER_JS),
-                "-d", str(data_dir), "-a", "127.0.0.1", "-p", str(port), "--silent"]
+        return [
+            node,
+            "--openssl-legacy-provider",
+            str(S3RVER_JS),
+            "-d",
+            str(data_dir),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--silent",
+        ]
 
     def describe(self):
         package = json.loads((S3RVER_JS.parent.parent / "package.json").read_text())
@@ -172,9 +191,14 @@ class RunningServer:
         env = dict(os.environ, **spec.environment())
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                spec.command(self.port, self.data_dir), cwd=self.root, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                spec.command(self.port, self.data_dir),
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             self._wait_until_serving(start_timeout)
         except BaseException:
@@ -185,12 +209,20 @@ class RunningServer:
     def pid(self):
         return self.proc.pid
 
+    def exit_status(self):
+        """None while running, else how it ended (e.g. "killed by SIGTERM")."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
     def _wait_until_serving(self, timeout):
         deadline = time.monotonic() + timeout
         while True:
-            if self.proc.poll() is not None:
-                raise ServerError(f"{self.spec.name} exited with {self.proc.returncode}:\n"
-                                  + self.log_tail())
+            if self.exit_status():
+                raise ServerError(f"{self.spec.name} {self.exit_status()}:\n" + self.log_tail())
             try:
                 # Any HTTP answer to a signed ListBuckets means it is serving.
                 S3Client(self.endpoint, timeout=5).request("GET", "/")
@@ -198,8 +230,9 @@ class RunningServer:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise ServerError(f"{self.spec.name} not serving on port {self.port} "
-                                  f"after {timeout:.0f} s:\n" + self.log_tail())
+                raise ServerError(
+                    f"{self.spec.name} not serving on port {self.port} after {timeout:.0f} s:\n" + self.log_tail()
+                )
             time.sleep(0.05)
 
     def log_tail(self, lines=30):

@@ -26,10 +26,7 @@ def encode_path(path):
 
 def encode_query(params):
     """Canonical query string: sorted, every name and value RFC 3986 encoded."""
-    return "&".join(
-        f"{quote(str(k), safe='-_.~')}={quote(str(v), safe='-_.~')}"
-        for k, v in sorted(params)
-    )
+    return "&".join(f"{quote(str(k), safe='-_.~')}={quote(str(v), safe='-_.~')}" for k, v in sorted(params))
 
 
 def sha256_hex(data):
@@ -66,8 +63,7 @@ class Signer:
             self._date_second = second
         return self._amz_date
 
-    def sign(self, method, encoded_path, encoded_query, headers, payload_hash,
-             amz_date=None):
+    def sign(self, method, encoded_path, encoded_query, headers, payload_hash, amz_date=None):
         """Return a copy of ``headers`` with the SigV4 headers added.
 
         ``headers`` must already hold ``host``; every header passed is signed.
@@ -81,23 +77,26 @@ class Signer:
         signed["x-amz-content-sha256"] = payload_hash
         canon = sorted((k.lower(), " ".join(str(v).split())) for k, v in signed.items())
         signed_names = ";".join(k for k, _ in canon)
-        canonical_request = "\n".join((
-            method,
-            encoded_path,
-            encoded_query,
-            "".join(f"{k}:{v}\n" for k, v in canon),
-            signed_names,
-            payload_hash,
-        ))
+        canonical_request = "\n".join(
+            (
+                method,
+                encoded_path,
+                encoded_query,
+                "".join(f"{k}:{v}\n" for k, v in canon),
+                signed_names,
+                payload_hash,
+            )
+        )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        string_to_sign = "\n".join((
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            sha256_hex(canonical_request.encode()),
-        ))
-        signature = hmac.new(self._signing_key(day), string_to_sign.encode(),
-                             hashlib.sha256).hexdigest()
+        string_to_sign = "\n".join(
+            (
+                "AWS4-HMAC-SHA256",
+                amz_date,
+                scope,
+                sha256_hex(canonical_request.encode()),
+            )
+        )
+        signature = hmac.new(self._signing_key(day), string_to_sign.encode(), hashlib.sha256).hexdigest()
         signed["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
             f"SignedHeaders={signed_names}, Signature={signature}"
@@ -108,24 +107,42 @@ class Signer:
 # The worked examples from AWS's "Signature Calculations for the Authorization
 # Header" page for S3 (sig-v4-header-based-auth.html).
 _AWS_EXAMPLES = [
-    ("GET", "/test.txt", [],
-     {"host": "examplebucket.s3.amazonaws.com", "range": "bytes=0-9"},
-     EMPTY_SHA256,
-     "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
-    ("PUT", "/test$file.text", [],
-     {"host": "examplebucket.s3.amazonaws.com",
-      "date": "Fri, 24 May 2013 00:00:00 GMT",
-      "x-amz-storage-class": "REDUCED_REDUNDANCY"},
-     sha256_hex(b"Welcome to Amazon S3."),
-     "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"),
-    ("GET", "/", [("lifecycle", "")],
-     {"host": "examplebucket.s3.amazonaws.com"},
-     EMPTY_SHA256,
-     "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
-    ("GET", "/", [("max-keys", "2"), ("prefix", "J")],
-     {"host": "examplebucket.s3.amazonaws.com"},
-     EMPTY_SHA256,
-     "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
+    (
+        "GET",
+        "/test.txt",
+        [],
+        {"host": "examplebucket.s3.amazonaws.com", "range": "bytes=0-9"},
+        EMPTY_SHA256,
+        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    ),
+    (
+        "PUT",
+        "/test$file.text",
+        [],
+        {
+            "host": "examplebucket.s3.amazonaws.com",
+            "date": "Fri, 24 May 2013 00:00:00 GMT",
+            "x-amz-storage-class": "REDUCED_REDUNDANCY",
+        },
+        sha256_hex(b"Welcome to Amazon S3."),
+        "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+    ),
+    (
+        "GET",
+        "/",
+        [("lifecycle", "")],
+        {"host": "examplebucket.s3.amazonaws.com"},
+        EMPTY_SHA256,
+        "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
+    ),
+    (
+        "GET",
+        "/",
+        [("max-keys", "2"), ("prefix", "J")],
+        {"host": "examplebucket.s3.amazonaws.com"},
+        EMPTY_SHA256,
+        "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+    ),
 ]
 
 
@@ -144,18 +161,19 @@ def _check_against_botocore():
     amz_date = "20240102T030405Z"
     cases = [
         ("PUT", "/bucket/dir/a key+é.bin", [], UNSIGNED_PAYLOAD),
-        ("GET", "/bucket", [("list-type", "2"), ("max-keys", "1000"),
-                            ("continuation-token", "a/b+c=d")], EMPTY_SHA256),
+        ("GET", "/bucket", [("list-type", "2"), ("max-keys", "1000"), ("continuation-token", "a/b+c=d")], EMPTY_SHA256),
         ("HEAD", "/bucket/k", [], EMPTY_SHA256),
     ]
     for method, path, query, payload in cases:
         host = "127.0.0.1:9000"
-        ours = signer.sign(method, encode_path(path), encode_query(query),
-                           {"host": host}, payload, amz_date=amz_date)
+        ours = signer.sign(method, encode_path(path), encode_query(query), {"host": host}, payload, amz_date=amz_date)
         # botocore encodes the query itself, so it is an independent witness.
         request = AWSRequest(
-            method=method, url=f"http://{host}{quote(path)}", params=dict(query),
-            headers={"X-Amz-Content-SHA256": payload, "X-Amz-Date": amz_date})
+            method=method,
+            url=f"http://{host}{quote(path)}",
+            params=dict(query),
+            headers={"X-Amz-Content-SHA256": payload, "X-Amz-Date": amz_date},
+        )
         # add_auth() would stamp the current time, so drive its steps directly.
         request.context["timestamp"] = amz_date
         auth = S3SigV4Auth(Credentials("AKID", "secret/with+chars"), "s3", "us-east-1")
@@ -169,8 +187,7 @@ def _check_against_botocore():
 def self_check():
     signer = Signer("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     for method, path, query, headers, payload, expected in _AWS_EXAMPLES:
-        got = signer.sign(method, encode_path(path), encode_query(query), headers,
-                          payload, amz_date="20130524T000000Z")
+        got = signer.sign(method, encode_path(path), encode_query(query), headers, payload, amz_date="20130524T000000Z")
         if _signature(got) != expected:
             raise AssertionError(f"AWS example {method} {path} {query}: {_signature(got)}")
     return [f"{len(_AWS_EXAMPLES)} AWS examples match", _check_against_botocore()]

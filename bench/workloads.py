@@ -7,6 +7,7 @@ misbehaving server cannot stop the comparison.
 
 import hashlib
 import http.client
+import math
 import multiprocessing
 import os
 import re
@@ -19,13 +20,14 @@ from html import unescape
 from bench.client import S3Client
 from bench.sigv4 import UNSIGNED_PAYLOAD
 
-_FAILURES = (OSError, http.client.HTTPException)
+FAILURES = (OSError, http.client.HTTPException)
 _MAX_CONSECUTIVE_ERRORS = 50
 
 
 @dataclass
 class Outcome:
     """What one run of one workload on one server measured."""
+
     seconds: float = 0.0
     ops: int = 0
     nbytes: int = 0
@@ -50,25 +52,41 @@ class Outcome:
         """Nearest-rank percentile of the latencies, in seconds."""
         if not self.latencies:
             return float("nan")
-        rank = max(1, min(len(self.latencies), round(p / 100 * len(self.latencies) + 0.5)))
+        rank = min(len(self.latencies), max(1, math.ceil(p / 100 * len(self.latencies))))
         return self.latencies[rank - 1]
 
 
 # ---------------------------------------------------------------- setup
 
+
+class SetupError(RuntimeError):
+    pass
+
+
+def _request_once(endpoint, method, path):
+    client = S3Client(endpoint)
+    try:
+        return client.request(method, path)
+    finally:
+        client.close()
+
+
 def ensure_bucket(endpoint, bucket):
-    status, _, body = S3Client(endpoint).request("PUT", f"/{bucket}")
+    status, _, body = _request_once(endpoint, "PUT", f"/{bucket}")
     # A 409 means it exists already; s3rver says BucketAlreadyExists even
     # to its owner, where S3 says BucketAlreadyOwnedByYou.
     if status not in (200, 409):
-        raise RuntimeError(f"create bucket {bucket}: HTTP {status} {body[:300]!r}")
+        raise SetupError(f"create bucket {bucket}: HTTP {status} {body[:300]!r}")
 
 
 def delete_object(endpoint, bucket, key):
-    S3Client(endpoint).request("DELETE", f"/{bucket}/{key}")
+    status, _, body = _request_once(endpoint, "DELETE", f"/{bucket}/{key}")
+    if status not in (200, 204):
+        raise SetupError(f"delete {bucket}/{key}: HTTP {status} {body[:300]!r}")
 
 
 # ------------------------------------------------------- small objects
+
 
 @dataclass(frozen=True)
 class SmallJob:
@@ -79,6 +97,7 @@ class SmallJob:
     connection starting where the previous one's share ends, so ops ==
     key_count touches every key exactly once (that is how keys are seeded).
     """
+
     endpoint: object
     op: str
     bucket: str
@@ -131,11 +150,17 @@ def _small_thread(job, slot, barrier, body, results):
         # the timed part measures requests, not connection set-up.
         try:
             err = _one_small_op(client, job, body, keys[0])
-        except _FAILURES as e:
+        except FAILURES as e:
             err = repr(e)
         if err:
             out.fail("warm-up: " + err)
-    barrier.wait(timeout=120)
+    try:
+        barrier.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        # Another connection never got ready; report rather than hang.
+        out.fail("load generator: start barrier broken")
+        results.append((time.perf_counter(), time.perf_counter(), lat, out.errors, out.error_sample))
+        return
     t0 = time.perf_counter()
     deadline = t0 + job.duration
     consecutive = 0
@@ -145,7 +170,7 @@ def _small_thread(job, slot, barrier, body, results):
             break
         try:
             err = _one_small_op(client, job, body, key)
-        except _FAILURES as e:
+        except FAILURES as e:
             err = f"{job.op.upper()} {key}: {e!r}"
         if err:
             out.fail(err)
@@ -163,9 +188,10 @@ def _small_thread(job, slot, barrier, body, results):
 def _small_process(job, proc_index, barrier, queue):
     body = os.urandom(job.size) if job.op == "put" else None
     results = []
-    threads = [threading.Thread(target=_small_thread,
-                                args=(job, proc_index * job.conns + c, barrier, body, results))
-               for c in range(job.conns)]
+    threads = [
+        threading.Thread(target=_small_thread, args=(job, proc_index * job.conns + c, barrier, body, results))
+        for c in range(job.conns)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -182,8 +208,7 @@ def run_small(job):
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(job.procs * job.conns)
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_small_process, args=(job, i, barrier, queue), daemon=True)
-             for i in range(job.procs)]
+    procs = [ctx.Process(target=_small_process, args=(job, i, barrier, queue), daemon=True) for i in range(job.procs)]
     for p in procs:
         p.start()
     out = Outcome()
@@ -199,13 +224,12 @@ def run_small(job):
             if p.is_alive():
                 p.terminate()
     lat = array("d")
-    for t0, t1, thread_lat, errors, sample in thread_results:
+    for _, _, thread_lat, errors, sample in thread_results:
         lat.extend(thread_lat)
         out.errors += errors
         out.error_sample = out.error_sample or sample
     if thread_results:
-        out.seconds = (max(r[1] for r in thread_results)
-                       - min(r[0] for r in thread_results))
+        out.seconds = max(r[1] for r in thread_results) - min(r[0] for r in thread_results)
     out.ops = len(lat)
     out.nbytes = out.ops * job.size if job.op != "head" else 0
     out.latencies = sorted(lat)
@@ -214,8 +238,7 @@ def run_small(job):
 
 def seed_small(endpoint, bucket, prefix, count, size, procs, conns, timeout=600):
     """PUT objects prefix+0..count-1 (untimed), for GET/HEAD and listing."""
-    return run_small(SmallJob(endpoint, "put", bucket, prefix, count, size, count,
-                              timeout, procs, conns))
+    return run_small(SmallJob(endpoint, "put", bucket, prefix, count, size, count, timeout, procs, conns))
 
 
 # ------------------------------------------------------------- listing
@@ -263,7 +286,7 @@ def list_all(endpoint, bucket, expected_keys, page_size, timeout):
                 break
         else:
             out.fail(f"listing still truncated after {max_pages} pages")
-    except _FAILURES as e:
+    except FAILURES as e:
         out.fail(f"list: {e!r}")
     out.seconds = time.perf_counter() - t0
     client.close()
@@ -320,10 +343,12 @@ def put_large(endpoint, bucket, key, stream, timeout, expected_etag=None):
     t0 = time.perf_counter()
     try:
         resp = client.open(
-            "PUT", f"/{bucket}/{key}", body=stream.chunks(t0 + timeout),
-            headers={"content-length": str(stream.size),
-                     "content-type": "application/octet-stream"},
-            payload_hash=UNSIGNED_PAYLOAD)
+            "PUT",
+            f"/{bucket}/{key}",
+            body=stream.chunks(t0 + timeout),
+            headers={"content-length": str(stream.size), "content-type": "application/octet-stream"},
+            payload_hash=UNSIGNED_PAYLOAD,
+        )
         data = resp.read()
         out.seconds = time.perf_counter() - t0
         if resp.status != 200:
@@ -332,7 +357,7 @@ def put_large(endpoint, bucket, key, stream, timeout, expected_etag=None):
             etag = (resp.getheader("ETag") or "").strip('"')
             if etag != expected_etag:
                 out.fail(f"PUT: ETag {etag!r}, expected MD5 {expected_etag!r}")
-    except (*_FAILURES, TimeoutError) as e:
+    except (*FAILURES, TimeoutError) as e:
         out.seconds = time.perf_counter() - t0
         out.fail(f"PUT: {e!r}")
     finally:
@@ -366,7 +391,7 @@ def get_large(endpoint, bucket, key, size, timeout):
             if received != size and not out.errors:
                 out.fail(f"GET: {received} bytes, expected {size}")
         out.seconds = time.perf_counter() - t0
-    except _FAILURES as e:
+    except FAILURES as e:
         out.seconds = time.perf_counter() - t0
         out.fail(f"GET after {received} bytes: {e!r}")
     finally:
