@@ -59,6 +59,34 @@ class LiveServer:
         """Run a blocking client call in a thread; a Deferred of its result."""
         return threads.deferToThread(f, *args, **kwargs)
 
+    def tmp_files(self):
+        """Leftovers in tmp/: neither spare temp files made ahead of need nor
+        committed blobs still waiting for their (lazy) rename home."""
+        spares = self.store.files.spare_names()
+        conn = self.store.meta.reader()
+        return sorted(
+            name
+            for name in set(os.listdir(os.path.join(self.data_dir, "tmp"))) - spares
+            if conn.execute("SELECT 1 FROM segments WHERE blob = ?", (name,)).fetchone() is None
+        )
+
+    def blob_files(self):
+        """Every blob file on disk, at home or in tmp/ (spares aside).
+
+        tmp/ is walked first: a blob only ever moves from tmp/ to blobs/, so
+        a rename during the walk cannot hide it (it may be seen twice).
+        """
+        spares = self.store.files.spare_names()
+        found = {}
+        for folder in ("tmp", "blobs"):
+            for parent, _, names in os.walk(os.path.join(self.data_dir, folder)):
+                found.update((name, os.path.join(parent, name)) for name in names if name not in spares)
+        return sorted(found.values())
+
+    def settled(self):
+        """A Deferred that fires once the store's after-commit tidying (renames, unlinks) is done."""
+        return self.store.meta.write(lambda conn: None)
+
     def snapshot(self):
         """Everything a refused request must leave alone: files on disk and the index rows."""
         files = {}
@@ -66,10 +94,18 @@ class LiveServer:
             for name in names:
                 path = os.path.join(folder, name)
                 rel = os.path.relpath(path, self.data_dir)
-                if rel.startswith("meta.sqlite") or rel == "lock":
+                if rel.startswith(("meta.sqlite", "tmp" + os.sep, "blobs" + os.sep)) or rel == "lock":
                     continue
                 with open(path, "rb") as f:
                     files[rel] = hashlib.sha256(f.read()).hexdigest()
+        # A committed blob moves from tmp/ to blobs/ after the answer: the
+        # same blob wherever it is right now, read wherever it is found.
+        for path in self.blob_files():
+            name = os.path.basename(path)
+            handle = self.store.files.open(name)
+            if handle is not None:
+                with handle:
+                    files["blob:" + name] = hashlib.sha256(handle.read()).hexdigest()
         conn = self.store.meta.reader()
         rows = {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()

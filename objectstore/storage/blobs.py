@@ -1,16 +1,22 @@
 """Blob files: the bytes of objects, named by random ids, never by keys.
 
 A blob is written in ``tmp/``, fsynced there, and only renamed into its
-fanned-out home (``blobs/ab/cd/<id>``) once the metadata row that references
+fanned-out home (``blobs/ab/<id>``) once the metadata row that references
 it is committed. So after a crash, ``tmp/`` holds every blob whose fate is
 open: referenced ones are moved home, the rest are deleted, and ``blobs/``
 never holds an orphan that only a full walk could find.
+
+Creating a file can stall for milliseconds on a busy disk, so empty temp
+files are made ahead of need in a thread ("spares"); an upload takes one
+without touching the file system on the event loop.
 """
 
+import collections
 import errno
 import hashlib
 import os
 import secrets
+import threading
 from contextlib import contextmanager
 
 from objectstore.errors import StorageFull
@@ -22,30 +28,72 @@ def new_blob_id():
     return secrets.token_hex(16)
 
 
+SPARES = 32
+
+
 class BlobFiles:
-    def __init__(self, root, durable):
+    def __init__(self, root, durable, spares=SPARES):
         self.root = root
         self.durable = durable
         self.tmp = os.path.join(root, "tmp")
         self.home = os.path.join(root, "blobs")
         os.makedirs(self.tmp, exist_ok=True)
         os.makedirs(self.home, exist_ok=True)
+        self._spares = collections.deque()
+        self._spares_wanted = spares
+        self._refilling = threading.Lock()
 
     def tmp_path(self, blob):
         return os.path.join(self.tmp, blob)
 
     def path(self, blob):
-        return os.path.join(self.home, blob[:2], blob[2:4], blob)
+        return os.path.join(self.home, blob[:2], blob)
 
     def writer(self):
-        return BlobWriter(self)
+        """A writer on a fresh temp file (a spare one when there is one)."""
+        try:
+            blob, fd = self._spares.popleft()
+        except IndexError:
+            blob, fd = self._create()
+        return BlobWriter(self, blob, fd)
+
+    def needs_spares(self):
+        return len(self._spares) < self._spares_wanted // 2
+
+    def make_spares(self):
+        """Top the spare temp files up (blocking: run in a thread)."""
+        if not self._refilling.acquire(blocking=False):
+            return
+        try:
+            while len(self._spares) < self._spares_wanted:
+                self._spares.append(self._create())
+        except StorageFull:
+            pass  # uploads will report it when they create their own
+        finally:
+            self._refilling.release()
+
+    def spare_names(self):
+        return {blob for blob, _ in list(self._spares)}
+
+    def drop_spares(self):
+        while self._spares:
+            blob, fd = self._spares.popleft()
+            os.close(fd)
+            self.unlink(blob)
+
+    def _create(self):
+        blob = new_blob_id()
+        with full_disk_is_storage_full():
+            fd = os.open(self.tmp_path(blob), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return blob, fd
 
     def move_home(self, blob):
-        """Rename a committed blob from tmp/ into place (writer thread)."""
+        """Rename a committed blob from tmp/ into place (after the answer: off the critical path)."""
         target = self.path(blob)
         try:
             os.rename(self.tmp_path(blob), target)
         except FileNotFoundError:
+            # The first blob of its fan-out folder (one of 256) makes the folder.
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.rename(self.tmp_path(blob), target)
 
@@ -78,6 +126,10 @@ class BlobFiles:
         finally:
             os.close(fd)
 
+    def sync_tmp(self):
+        """Make the entries of every synced temp blob durable (once per commit batch)."""
+        self.sync_dir(self.tmp)
+
     def leftovers(self):
         """Blob ids still in tmp/ (start-up recovery decides their fate)."""
         return os.listdir(self.tmp)
@@ -90,14 +142,13 @@ class BlobWriter:
     waits on the disk - is meant to run in a thread.
     """
 
-    def __init__(self, files):
+    def __init__(self, files, blob, fd):
         self.files = files
-        self.blob = new_blob_id()
-        self.path = files.tmp_path(self.blob)
+        self.blob = blob
+        self.path = files.tmp_path(blob)
         self.size = 0
         self.md5 = hashlib.md5()
-        with full_disk_is_storage_full():
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._fd = fd
 
     def write(self, data):
         self.md5.update(data)
@@ -108,13 +159,16 @@ class BlobWriter:
         self.size += len(data)
 
     def sync(self):
-        """Make the bytes and the tmp/ entry durable (blocking: run in a thread)."""
+        """Make the bytes durable (blocking: run in a thread).
+
+        The tmp/ entry is made durable by the commit batch that publishes
+        the blob (one folder fsync for all of them: ``BlobFiles.sync_tmp``).
+        """
         with full_disk_is_storage_full():
             if self.files.durable:
-                os.fsync(self._fd)
+                os.fdatasync(self._fd)
             os.close(self._fd)
             self._fd = None
-            self.files.sync_dir(self.files.tmp)
 
     def abort(self):
         if self._fd is not None:
@@ -143,7 +197,7 @@ def copy_blob(files, sources):
     Blocking: run in a thread. The copy is hashed on the way, so the new
     object's ETag is the MD5 of what was actually written.
     """
-    writer = BlobWriter(files)
+    writer = files.writer()
     try:
         for blob, offset, length in sources:
             src = files.open(blob)

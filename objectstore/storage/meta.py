@@ -7,6 +7,7 @@ write runs inside its own savepoint: one failing write does not spoil the
 others committed with it.
 """
 
+import errno
 import os
 import queue
 import sqlite3
@@ -14,6 +15,7 @@ import threading
 import weakref
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from objectstore.errors import StorageFull
@@ -67,6 +69,7 @@ CREATE TABLE IF NOT EXISTS access_keys (
 ) WITHOUT ROWID;
 """
 
+log = Logger()
 _STOP = object()
 MAX_BATCH = 512
 
@@ -79,7 +82,8 @@ class AfterCommit:
     """A write's result plus work to do once its transaction is durable.
 
     The work (renaming a blob into place, unlinking replaced blobs) runs in
-    the writer thread before the write's Deferred fires.
+    the writer thread, in commit order, right after the write's Deferred was
+    handed to the reactor: it is tidying, not part of what the client waits for.
     """
 
     def __init__(self, result, action):
@@ -88,10 +92,13 @@ class AfterCommit:
 
 
 class Metadata:
-    def __init__(self, path, durable, reactor):
+    def __init__(self, path, durable, reactor, before_commit=None):
         self.path = path
         self.durable = durable
         self._reactor = reactor
+        # Runs in the writer thread before each batch's transaction (the
+        # store syncs the tmp/ folder there: once per batch, not per blob).
+        self._before_commit = before_commit or (lambda: None)
         self._local = threading.local()
         # The live connections of every thread, so close() can release them
         # all; a thread that ends takes its own connection with it.
@@ -159,19 +166,19 @@ class Metadata:
 
     def write_now(self, operation):
         """Run a write synchronously; for start-up and management commands only."""
-        outcome = self._apply(self.reader(), [(operation, None)])[0]
+        outcome = self._apply_and_tidy(self.reader(), [(operation, None)])[0]
         if isinstance(outcome, Failure):
             outcome.raiseException()
         return outcome
 
     def _run_batch_now(self, batch):
-        ((operation, d),) = batch
-        outcome = self._apply(self.reader(), batch)[0]
-        if isinstance(outcome, Failure):
-            d.errback(outcome)
-        else:
-            d.callback(outcome)
-        return d
+        _fire(batch, self._apply_and_tidy(self.reader(), batch))
+        return batch[0][1]
+
+    def _apply_and_tidy(self, conn, batch):
+        outcomes = self._apply(conn, batch)
+        _tidy(outcomes)
+        return [_result(outcome) for outcome in outcomes]
 
     def _run(self):
         conn = self._connect()
@@ -191,13 +198,15 @@ class Metadata:
                     break
                 batch.append(item)
             outcomes = self._apply(conn, batch)
-            self._reactor.callFromThread(_fire, batch, outcomes)
+            self._reactor.callFromThread(_fire, batch, [_result(outcome) for outcome in outcomes])
+            _tidy(outcomes)
             if stopping:
                 return
 
     def _apply(self, conn, batch):
         outcomes = []
         try:
+            self._before_commit()
             conn.execute("BEGIN IMMEDIATE")
             for operation, _ in batch:
                 conn.execute("SAVEPOINT op")
@@ -214,7 +223,7 @@ class Metadata:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return [failure] * len(batch)
-        return [_after_commit(outcome) for outcome in outcomes]
+        return outcomes
 
 
 # SQLite's result code for "database or disk is full" (sqlite3.SQLITE_FULL from Python 3.11).
@@ -222,27 +231,31 @@ _SQLITE_FULL = 13
 
 
 def _full_disk_as_storage_full(failure):
-    """A full disk under the index is StorageFull, as it is under the blobs."""
+    """A full disk under the index (or the tmp/ folder sync) is StorageFull, as it is under the blobs."""
     error = failure.value
     if isinstance(error, sqlite3.OperationalError) and (
         getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL or str(error) == "database or disk is full"
     ):
         return Failure(StorageFull())
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Failure(StorageFull())
     return failure
 
 
-def _after_commit(outcome):
-    if isinstance(outcome, AfterCommit):
-        try:
-            outcome.action()
-        except Exception:
-            # The data is committed; a failed tidy-up must not turn a
-            # durable write into an error. Start-up recovery finishes it.
-            from twisted.logger import Logger
+def _result(outcome):
+    return outcome.result if isinstance(outcome, AfterCommit) else outcome
 
-            Logger().failure("after-commit action failed")
-        return outcome.result
-    return outcome
+
+def _tidy(outcomes):
+    """Run the after-commit actions of a committed batch, in order."""
+    for outcome in outcomes:
+        if isinstance(outcome, AfterCommit):
+            try:
+                outcome.action()
+            except Exception:
+                # The data is committed; a failed tidy-up must not turn a
+                # durable write into an error. Start-up recovery finishes it.
+                log.failure("after-commit action failed")
 
 
 def _fire(batch, outcomes):

@@ -1,8 +1,9 @@
 """The disk store: buckets and objects as S3-shaped operations.
 
-Durability order of a PUT: bytes fsynced in tmp/ (a pool thread), then one
-transaction swaps the object's row (the metadata writer thread, grouped with
-other writes), then the blob is renamed home and replaced blobs unlinked.
+Durability order of a PUT: bytes fsynced in tmp/ (a pool thread), then the
+tmp/ folder fsynced and one transaction swaps the object's row (the metadata
+writer thread, once for a whole batch of writes), then - the client already
+answered - the blob is renamed home and replaced blobs unlinked.
 The commit is the moment of truth: before it the old object is whole, after
 it the new one is, and a crash on either side leaves nothing visible that is
 half of one and half of the other.
@@ -50,7 +51,9 @@ class Store:
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
         self._lock = _lock_data_dir(self.data_dir)
         self.files = BlobFiles(self.data_dir, durable)
-        self.meta = Metadata(os.path.join(self.data_dir, "meta.sqlite"), durable, reactor)
+        self.meta = Metadata(
+            os.path.join(self.data_dir, "meta.sqlite"), durable, reactor, before_commit=self.files.sync_tmp
+        )
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
         # Blobs unlinked after a commit whose garbage rows the next write drops
         # (writer thread only).
@@ -60,12 +63,14 @@ class Store:
 
     def start(self):
         self.recover()
+        self.files.make_spares()
         self.meta.start()
         self._pool.start()
 
     def stop(self):
         self._pool.stop()
         self.meta.stop()
+        self.files.drop_spares()
 
     def close(self):
         self.stop()
@@ -206,7 +211,10 @@ class Store:
         raise InternalError("The object changed too often while being opened.")
 
     def new_writer(self):
-        return self.files.writer()
+        writer = self.files.writer()
+        if self.files.needs_spares():
+            self.in_thread(self.files.make_spares)
+        return writer
 
     async def put_object(self, bucket, key, writer, *, owner, acl, headers, metadata, checksums):
         """Publish what *writer* received as ``bucket/key``; durable on return."""

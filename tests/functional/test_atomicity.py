@@ -27,12 +27,7 @@ def etag_of(data):
 
 
 def blob_files(server):
-    """Every blob file on disk, at home or in tmp/."""
-    found = []
-    for folder in ("blobs", "tmp"):
-        for parent, _, names in os.walk(os.path.join(server.data_dir, folder)):
-            found += [os.path.join(parent, name) for name in names]
-    return found
+    return server.blob_files()
 
 
 async def put(server, bucket, key, body):
@@ -56,6 +51,7 @@ async def test_concurrent_puts_of_one_key_leave_one_whole_winner(server, bucket_
     assert content in candidates
     assert header(response, "ETag") == etag_of(content)
     # The losers' blobs are gone: only the winner's bytes remain on disk.
+    await server.settled()
     assert len(blob_files(server)) == 1
 
 
@@ -121,6 +117,7 @@ async def test_get_streaming_the_old_version_reads_it_whole_across_an_overwrite(
 
     sock, data = await threads.deferToThread(_start_get, server.port, head.encode(), MiB)
     await put(server, bucket_name, "big", new)
+    await server.settled()
     assert not os.path.exists(old_blob)  # unlinked: only the open handle keeps it readable
     status_line, body = await threads.deferToThread(_finish_get, sock, data, len(old))
 
@@ -136,8 +133,11 @@ async def test_get_streaming_the_old_version_reads_it_whole_across_an_overwrite(
 def disk_state(server):
     """Every entry under the data folder (an inode each) with its size."""
     entries = {}
+    spares = server.store.files.spare_names()
     for parent, folders, names in os.walk(server.data_dir):
         for name in folders + names:
+            if name in spares:
+                continue
             path = os.path.join(parent, name)
             entries[os.path.relpath(path, server.data_dir)] = os.lstat(path).st_size if name in names else None
     return entries
@@ -147,6 +147,7 @@ def disk_state(server):
 async def test_deleting_a_thousand_missing_keys_writes_nothing(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
     await put(server, bucket_name, "kept", b"kept")
+    await server.settled()
     before, disk_before = server.snapshot(), disk_state(server)
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 10

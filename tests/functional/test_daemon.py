@@ -131,6 +131,10 @@ def test_first_start_without_keys_generates_and_stores_admin_credentials(tmp_pat
         saved = data / "admin.credentials"
         assert oct(saved.stat().st_mode & 0o777) == "0o600"
         access_key = re.search(r"aws_access_key_id = (\S+)", saved.read_text()).group(1)
+        # The log file is written by another process: give it a moment to flush.
+        deadline = time.monotonic() + 10
+        while access_key not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert access_key in log_path.read_text()
         assert oct((data / "meta.sqlite").stat().st_mode & 0o777) == "0o600"
     finally:

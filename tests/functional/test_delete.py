@@ -44,8 +44,7 @@ async def post_delete(server, bucket, body):
 
 
 def blob_files(server):
-    blobs = os.path.join(server.data_dir, "blobs")
-    return [name for _, _, names in os.walk(blobs) for name in names]
+    return server.blob_files()
 
 
 def results(content):
@@ -68,6 +67,7 @@ async def test_delete_answers_204_and_removes_object_and_blob(server, bucket_nam
     assert (response.code, content) == (204, b"")
     response, content = await call(server, "GET", f"/{bucket_name}/doomed")
     assert error_code(content) == "NoSuchKey"
+    await server.settled()
     assert blob_files(server) == []
 
 

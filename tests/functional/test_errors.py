@@ -199,7 +199,7 @@ async def test_fault_in_the_metadata_write_of_a_put_stores_nothing(server, bucke
     assert response.code == 500
     assert error_code(content) == "InternalError"
     assert_no_leak(content, server)
-    assert os.listdir(os.path.join(server.data_dir, "tmp")) == []
+    assert server.tmp_files() == []
     assert server.snapshot() == before
     monkeypatch.undo()
     _, content = await call(server, "GET", f"/{bucket_name}/key")
@@ -280,6 +280,9 @@ async def test_disk_full_is_storage_full_and_stores_nothing(server, bucket_name,
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
     await server.blocking(s3.put_object, Bucket=bucket_name, Key="key", Body=b"old")
     before = server.snapshot()
+    # No spare temp files: the upload must create its own, where the disk is full.
+    monkeypatch.setattr(server.store.files, "_spares_wanted", 0)
+    server.store.files.drop_spares()
     monkeypatch.setattr(blobs, "os", _FullDisk(fail, on_call))
 
     response = await server.blocking(client_error, s3.put_object, Bucket=bucket_name, Key="key", Body=os.urandom(MiB))
@@ -287,7 +290,7 @@ async def test_disk_full_is_storage_full_and_stores_nothing(server, bucket_name,
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 507
     assert response["Error"]["Code"] == "XObjectstoreStorageFull"
     monkeypatch.undo()
-    assert os.listdir(os.path.join(server.data_dir, "tmp")) == []
+    assert server.tmp_files() == []
     assert server.snapshot() == before
     got = await server.blocking(s3.get_object, Bucket=bucket_name, Key="key")
     assert got["Body"].read() == b"old"

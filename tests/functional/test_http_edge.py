@@ -89,7 +89,7 @@ def exchange(port, head, body=b"", shut_write=False, timeout=5.0):
 
 
 def tmp_files(server):
-    return os.listdir(os.path.join(server.data_dir, "tmp"))
+    return server.tmp_files()
 
 
 async def eventually(predicate, timeout=5.0, interval=0.02):

@@ -44,7 +44,7 @@ HOSTILE_KEYS = [
 ]
 # Everything the store may create inside its data folder.
 STORE_PATHS = re.compile(
-    r"^(blobs(/[0-9a-f]{2}(/[0-9a-f]{2}(/[0-9a-f]{32})?)?)?|tmp(/[0-9a-f]{32})?|meta\.sqlite(-wal|-shm|-journal)?|lock)$"
+    r"^(blobs(/[0-9a-f]{2}(/[0-9a-f]{32})?)?|tmp(/[0-9a-f]{32})?|meta\.sqlite(-wal|-shm|-journal)?|lock)$"
 )
 
 
