@@ -24,6 +24,8 @@ class Config:
     fsync: bool = True
     region: str = "us-east-1"
     io_threads: int = 16
+    # Access log: a file, "-" for the twistd log, None for none.
+    access_log: str = None
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -42,14 +44,14 @@ def from_file(path, base=None):
     if not parser.has_section(SECTION):
         return base
     section = parser[SECTION]
-    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads"}
+    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads", "access_log"}
     unknown = set(section) - known
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]")
     changes = {}
     if "listen" in section:
         changes["listen"] = tuple(line.strip() for line in section["listen"].splitlines() if line.strip())
-    for name in ("data_dir", "domain", "region"):
+    for name in ("data_dir", "domain", "region", "access_log"):
         if name in section:
             changes[name] = section[name].strip() or None
     try:

@@ -28,6 +28,7 @@ class Options(usage.Options):
         ["config", "c", None, "INI file with an [objectstore] section (see etc/objectstore.conf)."],
         ["domain", None, None, "Serve BUCKET.DOMAIN as virtual-host style addressing."],
         ["region", None, None, "The region this server reports and signs for [default: us-east-1]."],
+        ["access-log", None, None, "Log every request to FILE, or to the twistd log with '-' [default: none]."],
     ]
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
@@ -59,7 +60,12 @@ class Options(usage.Options):
         changes = {}
         if self["listen"]:
             changes["listen"] = tuple(self["listen"])
-        for option, name in (("data-dir", "data_dir"), ("domain", "domain"), ("region", "region")):
+        for option, name in (
+            ("data-dir", "data_dir"),
+            ("domain", "domain"),
+            ("region", "region"),
+            ("access-log", "access_log"),
+        ):
             if self[option] is not None:
                 changes[name] = self[option]
         if self["fsync"] or self["no-fsync"]:
@@ -68,17 +74,32 @@ class Options(usage.Options):
 
 
 class StoreService(service.Service):
-    """Opens the store (settling crash leftovers) before anything listens."""
+    """Opens the store (settling crash leftovers) before anything listens.
+
+    twistd binds listening ports in ``privilegedStartService``, before any
+    ``startService``: the store must be ready by then, so it opens there too
+    (it is the first child of the service tree).
+    """
 
     def __init__(self, store, credentials, config):
         self.store = store
         self.credentials = credentials
         self.config = config
+        self._opened = False
+
+    def privilegedStartService(self):
+        self._open()
+        super().privilegedStartService()
 
     def startService(self):
-        self.store.start()
-        announce_admin(self.credentials, self.config)
+        self._open()
         super().startService()
+
+    def _open(self):
+        if not self._opened:
+            self._opened = True
+            self.store.start()
+            announce_admin(self.credentials, self.config)
 
     def stopService(self):
         super().stopService()
@@ -118,7 +139,7 @@ def build(config, reactor=None):
     root = S3(store, credentials, config)
     top = service.MultiService()
     StoreService(store, credentials, config).setServiceParent(top)
-    site = S3Site(root)
+    site = S3Site(root, access_log=config.access_log)
     for endpoint in config.listen:
         strports.service(endpoint, site).setServiceParent(top)
     return top, site, store

@@ -85,7 +85,7 @@ class LiveServer:
 
     def settled(self):
         """A Deferred that fires once the store's after-commit tidying (renames, unlinks) is done."""
-        return self.store.meta.write(lambda conn: None)
+        return self.store.meta.tidied()
 
     def snapshot(self):
         """Everything a refused request must leave alone: files on disk and the index rows."""

@@ -112,6 +112,10 @@ class Metadata:
         conn.executescript(SCHEMA)
         self._queue = queue.SimpleQueue()
         self._thread = None
+        # After-commit actions leave the writer thread for this one, so the
+        # next commit does not wait on renames and unlinks.
+        self._tidy_queue = queue.SimpleQueue()
+        self._tidier = None
 
     def _connect(self):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
@@ -132,14 +136,28 @@ class Metadata:
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="objectstore-meta-writer", daemon=True)
+        self._tidier = threading.Thread(target=self._tidy_forever, name="objectstore-meta-tidier", daemon=True)
         self._thread.start()
+        self._tidier.start()
 
     def stop(self):
-        """Finish queued writes, then stop the writer thread (blocking)."""
+        """Finish queued writes and their tidying, then stop both threads (blocking)."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            self._tidy_queue.put(_STOP)
+            self._tidier.join()
+            self._tidier = None
+
+    def tidied(self):
+        """A Deferred that fires once the after-commit actions of every earlier write ran."""
+        d = Deferred()
+        if self._thread is None:
+            d.callback(None)
+        else:
+            self._tidy_queue.put(lambda: self._reactor.callFromThread(d.callback, None))
+        return d
 
     def close(self):
         """Stop the writer and close every connection: the index is done with."""
@@ -153,8 +171,8 @@ class Metadata:
     def write(self, operation):
         """Run ``operation(connection)`` in a transaction; a Deferred of its result.
 
-        The Deferred fires only after the commit is durable (and after any
-        ``AfterCommit`` action ran).
+        The Deferred fires once the commit is durable; any ``AfterCommit``
+        action runs afterwards, in commit order (``tidied`` waits for it).
         """
         d = Deferred()
         if self._thread is None:
@@ -199,9 +217,16 @@ class Metadata:
                 batch.append(item)
             outcomes = self._apply(conn, batch)
             self._reactor.callFromThread(_fire, batch, [_result(outcome) for outcome in outcomes])
-            _tidy(outcomes)
+            self._tidy_queue.put(lambda outcomes=outcomes: _tidy(outcomes))
             if stopping:
                 return
+
+    def _tidy_forever(self):
+        while True:
+            work = self._tidy_queue.get()
+            if work is _STOP:
+                return
+            work()
 
     def _apply(self, conn, batch):
         outcomes = []

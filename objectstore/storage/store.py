@@ -9,6 +9,7 @@ it the new one is, and a crash on either side leaves nothing visible that is
 half of one and half of the other.
 """
 
+import collections
 import fcntl
 import json
 import os
@@ -55,9 +56,9 @@ class Store:
             os.path.join(self.data_dir, "meta.sqlite"), durable, reactor, before_commit=self.files.sync_tmp
         )
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
-        # Blobs unlinked after a commit whose garbage rows the next write drops
-        # (writer thread only).
-        self._unlinked = []
+        # Blobs unlinked after a commit (by the tidier thread) whose garbage
+        # rows the next write drops (in the writer thread).
+        self._unlinked = collections.deque()
 
     # -- life cycle ------------------------------------------------------
 
@@ -98,9 +99,11 @@ class Store:
 
     def _forgetting_unlinked(self, operation):
         def run(conn):
-            if self._unlinked:
-                done, self._unlinked = self._unlinked, []
-                conn.executemany("DELETE FROM garbage WHERE blob = ?", [(b,) for b in done])
+            done = []
+            while self._unlinked:
+                done.append((self._unlinked.popleft(),))
+            if done:
+                conn.executemany("DELETE FROM garbage WHERE blob = ?", done)
             return operation(conn)
 
         return run

@@ -210,8 +210,9 @@ def _validators(request, info):
 
 def _describe(request, info):
     """The headers of a GET or HEAD that serves the object."""
-    # S3 sends metadata names lower-case; Twisted would capitalise them.
-    request.responseHeaders = MetadataHeaders(dict(request.responseHeaders.getAllRawHeaders()))
+    if info.metadata:
+        # S3 sends metadata names lower-case; Twisted would capitalise them.
+        request.responseHeaders = MetadataHeaders(dict(request.responseHeaders.getAllRawHeaders()))
     _validators(request, info)
     request.setHeader(b"Accept-Ranges", b"bytes")
     headers = {"content-type": DEFAULT_CONTENT_TYPE, **info.headers}

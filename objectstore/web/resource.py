@@ -53,6 +53,17 @@ SUBRESOURCES = (
     "attributes",
 )
 
+_SUBRESOURCE_RANK = {name.encode(): rank for rank, name in enumerate(SUBRESOURCES)}
+
+
+def _subresource_of(args):
+    """The deciding sub-resource among the query's names (most queries have none)."""
+    named = [name for name in args if name in _SUBRESOURCE_RANK]
+    if not named:
+        return None
+    return min(named, key=_SUBRESOURCE_RANK.__getitem__).decode()
+
+
 # Small bodies (XML documents) of operations that do not declare one.
 DEFAULT_BODY_LIMIT = 64 * 1024
 
@@ -89,7 +100,7 @@ class S3Resource(Resource):
 
     def prepare(self, request, length):
         """Pick the operation; let it choose where the body goes."""
-        subresource = next((s for s in SUBRESOURCES if s.encode() in request.args), None)
+        subresource = _subresource_of(request.args)
         method = request.method
         if method == b"HEAD" and (method, subresource) not in self.operations:
             method = b"GET"  # Twisted drops the body of a HEAD answer

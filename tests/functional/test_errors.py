@@ -333,6 +333,7 @@ async def test_client_gone_before_the_answer_is_not_logged_as_an_error(server, b
 
 @pytest_twisted.ensureDeferred
 async def test_access_log_does_not_record_presigned_signatures(server, bucket_name, log_events):
+    server.site.access_log = "-"  # as with --access-log -
     s3 = server.boto3(signature_version="s3v4")
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
     await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"abc")
@@ -346,3 +347,26 @@ async def test_access_log_does_not_record_presigned_signatures(server, bucket_na
     logged = " ".join(formatEvent(e) for e in log_events)
     assert f"/{bucket_name}/k" in logged  # the request was logged...
     assert signature not in logged  # ...without the signature that grants access
+
+
+@pytest_twisted.ensureDeferred
+async def test_access_log_is_off_by_default_and_writes_to_a_file_when_asked(server, bucket_name, log_events, tmp_path):
+    await call(server, "PUT", f"/{bucket_name}")
+    assert f"PUT /{bucket_name}" not in " ".join(formatEvent(e) for e in log_events)
+
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from objectstore.web.request import S3Site
+
+    path = tmp_path / "access.log"
+    site = S3Site(server.site.resource, access_log=str(path))
+    site.startFactory()
+    try:
+        request = S3Request(DummyChannel())
+        request.method, request.uri, request.clientproto = b"GET", b"/x?X-Amz-Signature=secret", b"HTTP/1.1"
+        request.code, request.sentLength = 200, 0
+        site.log(request)
+    finally:
+        site.stopFactory()
+    line = path.read_text()
+    assert '"GET /x?X-Amz-Signature=' in line and "secret" not in line

@@ -39,7 +39,11 @@ def add_then_fail(name):
     return write
 
 
-def bucket_names(meta):
+def bucket_names(meta, fresh=False):
+    """Bucket names as this thread's connection (or, *fresh*, a new one) sees them."""
+    if fresh:
+        with sqlite3.connect(meta.path) as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM buckets ORDER BY name")]
     return [name for (name,) in meta.reader().execute("SELECT name FROM buckets ORDER BY name")]
 
 
@@ -105,18 +109,19 @@ async def test_a_failing_write_does_not_undo_the_others_in_its_batch(meta):
 
 
 @pytest_twisted.ensureDeferred
-async def test_write_result_arrives_after_its_after_commit_action(meta):
+async def test_after_commit_action_runs_after_the_commit_and_tidied_waits_for_it(meta):
     order = []
 
     def write(conn):
         add_bucket("b")(conn)
-        return AfterCommit("done", lambda: order.append("action"))
+        # The action sees the row committed: another connection can read it.
+        return AfterCommit("done", lambda: order.append(("action", bucket_names(meta, fresh=True))))
 
     result = await meta.write(write)
-    order.append("result")
+    await meta.tidied()
 
     assert result == "done"
-    assert order == ["action", "result"]
+    assert order == [("action", ["b"])]
 
 
 @pytest_twisted.ensureDeferred
