@@ -7,6 +7,7 @@ write runs inside its own savepoint: one failing write does not spoil the
 others committed with it.
 """
 
+import concurrent.futures
 import errno
 import os
 import queue
@@ -116,6 +117,7 @@ class Metadata:
         # next commit does not wait on renames and unlinks.
         self._tidy_queue = queue.SimpleQueue()
         self._tidier = None
+        self._preparers = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="objectstore-sync")
 
     def _connect(self):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
@@ -162,36 +164,38 @@ class Metadata:
     def close(self):
         """Stop the writer and close every connection: the index is done with."""
         self.stop()
+        self._preparers.shutdown()
         with self._connections_lock:
             connections, self._connections = list(self._connections), weakref.WeakSet()
         for conn in connections:
             conn.close()
         self._local = threading.local()
 
-    def write(self, operation):
+    def write(self, operation, prepare=None):
         """Run ``operation(connection)`` in a transaction; a Deferred of its result.
+
+        ``prepare`` (blocking, e.g. an fsync of the blob the row will name)
+        runs in the writer's batch before the transaction, alongside the
+        prepares of the other writes in the batch, so their disk waits
+        overlap; if it fails, the operation does not run and fails with it.
 
         The Deferred fires once the commit is durable; any ``AfterCommit``
         action runs afterwards, in commit order (``tidied`` waits for it).
         """
-        d = Deferred()
+        write = _Write(operation, Deferred(), prepare)
         if self._thread is None:
             # Not serving yet (start-up, management commands): run in place.
-            d = self._run_batch_now([(operation, d)])
-            return d
-        self._queue.put((operation, d))
-        return d
+            _fire([write], self._apply_and_tidy(self.reader(), [write]))
+        else:
+            self._queue.put(write)
+        return write.deferred
 
     def write_now(self, operation):
         """Run a write synchronously; for start-up and management commands only."""
-        outcome = self._apply_and_tidy(self.reader(), [(operation, None)])[0]
+        outcome = self._apply_and_tidy(self.reader(), [_Write(operation)])[0]
         if isinstance(outcome, Failure):
             outcome.raiseException()
         return outcome
-
-    def _run_batch_now(self, batch):
-        _fire(batch, self._apply_and_tidy(self.reader(), batch))
-        return batch[0][1]
 
     def _apply_and_tidy(self, conn, batch):
         outcomes = self._apply(conn, batch)
@@ -228,15 +232,26 @@ class Metadata:
                 return
             work()
 
+    def _prepare(self, batch):
+        """Run the batch's prepares, concurrently; a Failure (or None) for each write."""
+        prepares = [write.prepare for write in batch]
+        if sum(p is not None for p in prepares) <= 1:
+            return [_attempt(p) for p in prepares]
+        return list(self._preparers.map(_attempt, prepares))
+
     def _apply(self, conn, batch):
         outcomes = []
         try:
+            prepared = self._prepare(batch)
             self._before_commit()
             conn.execute("BEGIN IMMEDIATE")
-            for operation, _ in batch:
+            for write, failure in zip(batch, prepared, strict=True):
+                if failure is not None:
+                    outcomes.append(failure)
+                    continue
                 conn.execute("SAVEPOINT op")
                 try:
-                    outcomes.append(operation(conn))
+                    outcomes.append(write.operation(conn))
                     conn.execute("RELEASE op")
                 except Exception:
                     outcomes.append(_full_disk_as_storage_full(Failure()))
@@ -283,9 +298,28 @@ def _tidy(outcomes):
                 log.failure("after-commit action failed")
 
 
+class _Write:
+    __slots__ = ("operation", "deferred", "prepare")
+
+    def __init__(self, operation, deferred=None, prepare=None):
+        self.operation = operation
+        self.deferred = deferred
+        self.prepare = prepare
+
+
+def _attempt(prepare):
+    if prepare is None:
+        return None
+    try:
+        prepare()
+    except Exception:
+        return _full_disk_as_storage_full(Failure())
+    return None
+
+
 def _fire(batch, outcomes):
-    for (_, d), outcome in zip(batch, outcomes, strict=True):
+    for write, outcome in zip(batch, outcomes, strict=True):
         if isinstance(outcome, Failure):
-            d.errback(outcome)
+            write.deferred.errback(outcome)
         else:
-            d.callback(outcome)
+            write.deferred.callback(outcome)

@@ -94,8 +94,8 @@ class Store:
     def in_thread(self, f, *args, **kwargs):
         return deferToThreadPool(self.reactor, self._pool, f, *args, **kwargs)
 
-    def _write(self, operation):
-        return self.meta.write(self._forgetting_unlinked(operation))
+    def _write(self, operation, prepare=None):
+        return self.meta.write(self._forgetting_unlinked(operation), prepare=prepare)
 
     def _forgetting_unlinked(self, operation):
         def run(conn):
@@ -220,12 +220,11 @@ class Store:
         return writer
 
     async def put_object(self, bucket, key, writer, *, owner, acl, headers, metadata, checksums):
-        """Publish what *writer* received as ``bucket/key``; durable on return."""
-        try:
-            await self.in_thread(writer.sync)
-        except BaseException:
-            writer.abort()
-            raise
+        """Publish what *writer* received as ``bucket/key``; durable on return.
+
+        The blob's fsync runs in the commit batch that publishes it (see
+        ``Metadata.write``): one trip to the writer thread, not two hops.
+        """
         info = ObjectInfo(
             bucket=bucket,
             key=key,
@@ -240,7 +239,7 @@ class Store:
             segments=(Segment(writer.blob, 0, writer.size),),
         )
         try:
-            return await self._write(lambda conn: self._replace(conn, info))
+            return await self._write(lambda conn: self._replace(conn, info), prepare=writer.sync)
         except BaseException:
             writer.abort()
             raise

@@ -218,3 +218,28 @@ async def test_a_refused_commit_fails_every_write_of_its_batch_and_keeps_none(me
 
     assert all(not ok and outcome.check(StorageFull) for ok, outcome in outcomes)
     assert bucket_names(meta) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_prepares_of_a_batch_overlap_and_a_failed_one_keeps_its_write_out(meta):
+    held, release = hold_writer(meta)
+    inside = threading.Barrier(2, timeout=5)
+
+    def overlapping_prepare():
+        inside.wait()  # returns only if the other prepare runs at the same time
+
+    def failing_prepare():
+        raise OSError(5, "Input/output error")
+
+    writes = [
+        meta.write(add_bucket("a"), prepare=overlapping_prepare),
+        meta.write(add_bucket("b"), prepare=overlapping_prepare),
+        meta.write(add_bucket("c"), prepare=failing_prepare),
+    ]
+    release()
+    await held
+    results = await defer.DeferredList(writes, consumeErrors=True)
+
+    assert [ok for ok, _ in results] == [True, True, False]
+    assert results[2][1].check(OSError)
+    assert bucket_names(meta) == ["a", "b"]
