@@ -47,11 +47,20 @@ def new_secret_key():
 
 
 class Credentials:
-    def __init__(self, meta):
+    # How long a looked-up key is trusted without asking the database again:
+    # keys may be deleted by objectstore-manage in another process.
+    CACHE_SECONDS = 2.0
+
+    def __init__(self, meta, clock=time.monotonic):
         self.meta = meta
+        self._clock = clock
+        self._callers = {}
 
     def lookup(self, access_key):
         """The caller owning *access_key*; unknown keys are refused."""
+        cached = self._callers.get(access_key)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
         row = (
             self.meta.reader()
             .execute(
@@ -64,7 +73,11 @@ class Credentials:
         if row is None:
             raise InvalidAccessKeyId(AWSAccessKeyId=access_key)
         uid, name, display, admin, secret = row
-        return Caller(User(uid, name, display, bool(admin)), access_key, secret)
+        caller = Caller(User(uid, name, display, bool(admin)), access_key, secret)
+        if len(self._callers) > 10_000:
+            self._callers.clear()
+        self._callers[access_key] = (self._clock() + self.CACHE_SECONDS, caller)
+        return caller
 
     def display_name(self, user_id):
         row = self.meta.reader().execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()

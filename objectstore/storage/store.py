@@ -59,6 +59,8 @@ class Store:
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
         # rows the next write drops (in the writer thread).
         self._unlinked = collections.deque()
+        # Bucket records by name (reactor thread only; see get_bucket).
+        self._buckets = {}
 
     # -- life cycle ------------------------------------------------------
 
@@ -121,6 +123,14 @@ class Store:
     # -- buckets ---------------------------------------------------------
 
     def get_bucket(self, name):
+        """The bucket's record; served from memory after the first look.
+
+        Every change to a bucket row goes through this store, which drops
+        the cached record when the change commits.
+        """
+        bucket = self._buckets.get(name)
+        if bucket is not None:
+            return bucket
         row = (
             self.meta.reader()
             .execute("SELECT name, owner, created, region, acl FROM buckets WHERE name = ?", (name,))
@@ -128,7 +138,15 @@ class Store:
         )
         if row is None:
             raise NoSuchBucket(BucketName=name)
-        return _bucket(row)
+        bucket = self._buckets[name] = _bucket(row)
+        return bucket
+
+    def _forget_bucket(self, name):
+        def forget(result):
+            self._buckets.pop(name, None)
+            return result
+
+        return forget
 
     def list_buckets(self, owner=None):
         sql = "SELECT name, owner, created, region, acl FROM buckets"
@@ -163,7 +181,7 @@ class Store:
                 raise BucketNotEmpty(BucketName=name)
             conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
 
-        return self._write(delete)
+        return self._write(delete).addBoth(self._forget_bucket(name))
 
     def set_bucket_acl(self, name, acl):
         def update(conn):
@@ -171,7 +189,7 @@ class Store:
             if cur.rowcount == 0:
                 raise NoSuchBucket(BucketName=name)
 
-        return self._write(update)
+        return self._write(update).addBoth(self._forget_bucket(name))
 
     # -- objects ---------------------------------------------------------
 

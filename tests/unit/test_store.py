@@ -248,3 +248,14 @@ async def test_object_lookup_is_one_snapshot_when_a_delete_commits_during_it(sto
     # Either the object as it was, whole, or no object: never its row without its segments.
     assert info.size == len(b"payload")
     assert sum(segment.length for segment in info.segments) == info.size
+
+
+@pytest_twisted.ensureDeferred
+async def test_bucket_records_are_cached_until_their_row_changes(store):
+    await store.create_bucket("b", "o", "r", {"owner": "o", "grants": []})
+    assert store.get_bucket("b").acl == {"owner": "o", "grants": []}
+    await store.set_bucket_acl("b", {"owner": "o", "grants": ["changed"]})
+    assert store.get_bucket("b").acl == {"owner": "o", "grants": ["changed"]}
+    await store.delete_bucket("b")
+    with pytest.raises(NoSuchBucket):
+        store.get_bucket("b")
