@@ -7,7 +7,7 @@ write runs inside its own savepoint: one failing write does not spoil the
 others committed with it.
 """
 
-import concurrent.futures
+import collections
 import errno
 import os
 import queue
@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS access_keys (
 log = Logger()
 _STOP = object()
 MAX_BATCH = 512
+# Batches whose tidying may wait for a quiet moment before it is forced.
+MAX_BACKLOG = 64
 
 
 class _Connection(sqlite3.Connection):
@@ -113,11 +115,6 @@ class Metadata:
         conn.executescript(SCHEMA)
         self._queue = queue.SimpleQueue()
         self._thread = None
-        # After-commit actions leave the writer thread for this one, so the
-        # next commit does not wait on renames and unlinks.
-        self._tidy_queue = queue.SimpleQueue()
-        self._tidier = None
-        self._preparers = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="objectstore-sync")
 
     def _connect(self):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
@@ -138,19 +135,14 @@ class Metadata:
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="objectstore-meta-writer", daemon=True)
-        self._tidier = threading.Thread(target=self._tidy_forever, name="objectstore-meta-tidier", daemon=True)
         self._thread.start()
-        self._tidier.start()
 
     def stop(self):
-        """Finish queued writes and their tidying, then stop both threads (blocking)."""
+        """Finish queued writes and their tidying, then stop the writer thread (blocking)."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
-            self._tidy_queue.put(_STOP)
-            self._tidier.join()
-            self._tidier = None
 
     def tidied(self):
         """A Deferred that fires once the after-commit actions of every earlier write ran."""
@@ -158,13 +150,12 @@ class Metadata:
         if self._thread is None:
             d.callback(None)
         else:
-            self._tidy_queue.put(lambda: self._reactor.callFromThread(d.callback, None))
+            self._queue.put(_Tidied(lambda: self._reactor.callFromThread(d.callback, None)))
         return d
 
     def close(self):
         """Stop the writer and close every connection: the index is done with."""
         self.stop()
-        self._preparers.shutdown()
         with self._connections_lock:
             connections, self._connections = list(self._connections), weakref.WeakSet()
         for conn in connections:
@@ -175,9 +166,8 @@ class Metadata:
         """Run ``operation(connection)`` in a transaction; a Deferred of its result.
 
         ``prepare`` (blocking, e.g. an fsync of the blob the row will name)
-        runs in the writer's batch before the transaction, alongside the
-        prepares of the other writes in the batch, so their disk waits
-        overlap; if it fails, the operation does not run and fails with it.
+        runs in the writer thread before the batch's transaction; if it
+        fails, the operation does not run and fails with it.
 
         The Deferred fires once the commit is durable; any ``AfterCommit``
         action runs afterwards, in commit order (``tidied`` waits for it).
@@ -203,41 +193,58 @@ class Metadata:
         return [_result(outcome) for outcome in outcomes]
 
     def _run(self):
+        """The writer thread: commit what is queued; tidy up when nothing is.
+
+        Tidying (after-commit actions) waits for a quiet moment, or for a
+        backlog, so commits do not queue behind renames and unlinks; and no
+        other thread is involved, because every wake-up of another Python
+        thread costs a round of GIL hand-offs.
+        """
         conn = self._connect()
+        backlog = collections.deque()
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stopping = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            outcomes = self._apply(conn, batch)
-            self._reactor.callFromThread(_fire, batch, [_result(outcome) for outcome in outcomes])
-            self._tidy_queue.put(lambda outcomes=outcomes: _tidy(outcomes))
+            try:
+                item = self._queue.get(block=not backlog)
+            except queue.Empty:
+                backlog.popleft()()
+                continue
+            if len(backlog) > MAX_BACKLOG:
+                backlog.popleft()()
+            batch, stopping = self._take_batch(item, backlog)
+            if batch:
+                outcomes = self._apply(conn, batch)
+                self._reactor.callFromThread(_fire, batch, [_result(outcome) for outcome in outcomes])
+                backlog.append(lambda outcomes=outcomes: _tidy(outcomes))
             if stopping:
+                while backlog:
+                    backlog.popleft()()
                 return
 
-    def _tidy_forever(self):
+    def _take_batch(self, item, backlog):
+        """The writes queued now, starting with *item*; (batch, stop requested)."""
+        batch = []
         while True:
-            work = self._tidy_queue.get()
-            if work is _STOP:
-                return
-            work()
+            if item is _STOP:
+                return batch, True
+            if isinstance(item, _Tidied):
+                # Fires once everything committed before it is tidied.
+                backlog.append(item.fire)
+            else:
+                batch.append(item)
+            if len(batch) >= MAX_BATCH:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
 
     def _prepare(self, batch):
-        """Run the batch's prepares, concurrently; a Failure (or None) for each write."""
-        prepares = [write.prepare for write in batch]
-        if sum(p is not None for p in prepares) <= 1:
-            return [_attempt(p) for p in prepares]
-        return list(self._preparers.map(_attempt, prepares))
+        """Run the batch's prepares in turn; a Failure (or None) for each write.
+
+        In turn is enough: the first fsync commits the file system's journal
+        for every file written so far, so the ones after it find little to do.
+        """
+        return [_attempt(write.prepare) for write in batch]
 
     def _apply(self, conn, batch):
         outcomes = []
@@ -296,6 +303,13 @@ def _tidy(outcomes):
                 # The data is committed; a failed tidy-up must not turn a
                 # durable write into an error. Start-up recovery finishes it.
                 log.failure("after-commit action failed")
+
+
+class _Tidied:
+    """A marker in the write queue: *fire* once earlier writes are tidied."""
+
+    def __init__(self, fire):
+        self.fire = fire
 
 
 class _Write:
