@@ -19,7 +19,6 @@ from twisted.web.http import combinedLogFormatter, datetimeToString
 
 from objectstore.web.errors import as_s3_error, write_error
 
-
 # Bodies above this size are read in BIG_READ gulps.
 LARGE_BODY = 1024 * 1024
 BIG_READ = 256 * 1024
