@@ -46,6 +46,8 @@ class ServerSpec:
 
 
 class ObjectStoreSpec(ServerSpec):
+    # Extra command-line options (the no-fsync variant: neither peer fsyncs).
+    options = ()
     def command(self, port, data_dir):
         # twistd from the harness's own environment, so the objectstore that
         # `pip install` put next to this interpreter is the one measured.
@@ -63,6 +65,7 @@ class ObjectStoreSpec(ServerSpec):
             f"tcp:{port}:interface=127.0.0.1",
             "--data-dir",
             str(data_dir),
+            *self.options,
         ]
 
     def environment(self):
@@ -127,8 +130,15 @@ class NullSpec(ServerSpec):
         return "null: bench/nullserver.py, discards data (load-generator ceiling)"
 
 
+class NoFsyncSpec(ObjectStoreSpec):
+    """objectstore --no-fsync: the durability moto and s3rver offer, for a like-for-like figure."""
+
+    options = ("--no-fsync",)
+
+
 SPECS = {
     "objectstore": ObjectStoreSpec("objectstore", BENCH_ACCESS_KEY, BENCH_SECRET_KEY),
+    "objectstore-nofsync": NoFsyncSpec("objectstore-nofsync", BENCH_ACCESS_KEY, BENCH_SECRET_KEY),
     "moto": MotoSpec("moto", BENCH_ACCESS_KEY, BENCH_SECRET_KEY),
     "s3rver": S3rverSpec("s3rver", S3RVER_KEY, S3RVER_KEY),
     "null": NullSpec("null", BENCH_ACCESS_KEY, BENCH_SECRET_KEY),

@@ -243,24 +243,8 @@ class Store:
         The blob's fsync runs in the commit batch that publishes it (see
         ``Metadata.write``): one trip to the writer thread, not two hops.
         """
-        info = ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=writer.size,
-            etag=writer.md5.hexdigest(),
-            modified=time.time(),
-            owner=owner,
-            acl=acl,
-            headers=headers,
-            metadata=metadata,
-            checksums=checksums,
-            segments=(Segment(writer.blob, 0, writer.size),),
-        )
-        try:
-            return await self._write(lambda conn: self._replace(conn, info), prepare=writer.sync)
-        except BaseException:
-            writer.abort()
-            raise
+        fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=checksums)
+        return await self._publish(writer, bucket, key, synced=False, **fields)
 
     async def copy_object(self, source, bucket, key, *, owner, acl, headers, metadata):
         """Copy *source* (an ObjectInfo) to ``bucket/key`` with new metadata."""
@@ -270,21 +254,22 @@ class Store:
             info = _replace_fields(source, owner=owner, acl=acl, headers=headers, metadata=metadata)
             return await self._write(lambda conn: self._rewrite(conn, info))
         writer = await self.in_thread(copy_blob, self.files, sources)
+        fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=dict(source.checksums))
+        return await self._publish(writer, bucket, key, synced=True, **fields)
+
+    async def _publish(self, writer, bucket, key, *, synced, **fields):
+        """Make the blob *writer* wrote the object ``bucket/key`` (or remove it, on failure)."""
         info = ObjectInfo(
             bucket=bucket,
             key=key,
             size=writer.size,
             etag=writer.md5.hexdigest(),
             modified=time.time(),
-            owner=owner,
-            acl=acl,
-            headers=headers,
-            metadata=metadata,
-            checksums=dict(source.checksums),
             segments=(Segment(writer.blob, 0, writer.size),),
+            **fields,
         )
         try:
-            return await self._write(lambda conn: self._replace(conn, info))
+            return await self._write(lambda conn: self._replace(conn, info), prepare=None if synced else writer.sync)
         except BaseException:
             writer.abort()
             raise

@@ -89,13 +89,7 @@ def v1_document(request, bucket, listing, prefix, delimiter, marker, max_keys, c
     _text(root, "Marker", enc(marker))
     if listing.truncated and delimiter:
         _text(root, "NextMarker", enc(listing.last))
-    xmlio.sub(root, "MaxKeys", str(max_keys))
-    if delimiter:
-        _text(root, "Delimiter", enc(delimiter))
-    if arg(request, "encoding-type"):
-        xmlio.sub(root, "EncodingType", "url")
-    xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
-    _contents(root, listing, enc, credentials, with_owner=True)
+    _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner=True)
     return root
 
 
@@ -111,14 +105,19 @@ def v2_document(request, bucket, listing, prefix, delimiter, start_after, token,
     if start_after:
         _text(root, "StartAfter", enc(start_after))
     xmlio.sub(root, "KeyCount", str(len(listing.entries) + len(listing.prefixes)))
+    _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner=fetch_owner)
+    return root
+
+
+def _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner):
+    """What both listing versions end with, in AWS's order."""
     xmlio.sub(root, "MaxKeys", str(max_keys))
     if delimiter:
         _text(root, "Delimiter", enc(delimiter))
     if arg(request, "encoding-type"):
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
-    _contents(root, listing, enc, credentials, with_owner=fetch_owner)
-    return root
+    _contents(root, listing, enc, credentials, with_owner)
 
 
 def _contents(root, listing, enc, credentials, with_owner):
