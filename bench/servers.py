@@ -48,6 +48,7 @@ class ServerSpec:
 class ObjectStoreSpec(ServerSpec):
     # Extra command-line options (the no-fsync variant: neither peer fsyncs).
     options = ()
+
     def command(self, port, data_dir):
         # twistd from the harness's own environment, so the objectstore that
         # `pip install` put next to this interpreter is the one measured.
