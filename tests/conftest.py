@@ -4,6 +4,7 @@ The server runs in the test's own reactor (pytest-twisted); blocking clients
 (boto3, libcloud) run in a thread via ``server.blocking``.
 """
 
+import contextlib
 import hashlib
 import os
 
@@ -114,10 +115,11 @@ class LiveServer:
         return files, rows
 
 
-@pytest_twisted.async_yield_fixture
-async def server(tmp_path):
+@contextlib.asynccontextmanager
+async def live_server(tmp_path, **settings):
+    """A server built as twistd builds it, listening on an ephemeral port of 127.0.0.1."""
     data_dir = str(tmp_path / "data")
-    config = Config(listen=(), data_dir=data_dir, admin_keys=ADMIN_KEYS)
+    config = Config(listen=(), data_dir=data_dir, admin_keys=ADMIN_KEYS, **settings)
     top, site, store = build(config, reactor)
     top.startService()
     port = await endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
@@ -126,6 +128,12 @@ async def server(tmp_path):
     finally:
         await port.stopListening()
         top.stopService()
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path):
+    async with live_server(tmp_path) as live:
+        yield live
 
 
 @pytest.fixture

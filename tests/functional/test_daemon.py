@@ -40,32 +40,28 @@ def _wait_for_port(log_path, process, timeout=20):
         pytest.fail("twistd objectstore did not start:\n" + f.read())
 
 
+def _start(tmp_path, env):
+    """`twistd -n objectstore` on a free port, started outside the source tree: (process, log path)."""
+    log_path = tmp_path / "twistd.log"
+    command = [_twistd(), "-n", "--pidfile=", "objectstore", "--listen", "tcp:0:interface=127.0.0.1"]
+    command += ["--data-dir", str(tmp_path / "data")]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return process, log_path
+
+
+def _stop(process):
+    process.terminate()
+    process.wait(timeout=20)
+
+
 @pytest.fixture
 def daemon(tmp_path):
-    """A `twistd -n objectstore` subprocess on a free port, started outside the source tree."""
-    log_path = tmp_path / "twistd.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                _twistd(),
-                "-n",
-                "--pidfile=",
-                "objectstore",
-                "--listen",
-                "tcp:0:interface=127.0.0.1",
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(OBJECTSTORE_ACCESS_KEY=ADMIN[0], OBJECTSTORE_SECRET_KEY=ADMIN[1]),
-        )
+    process, log_path = _start(tmp_path, _clean_env(OBJECTSTORE_ACCESS_KEY=ADMIN[0], OBJECTSTORE_SECRET_KEY=ADMIN[1]))
     try:
         yield _wait_for_port(log_path, process), log_path, tmp_path
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        _stop(process)
 
 
 def test_plugin_is_found_from_the_installed_package(tmp_path):
@@ -107,25 +103,8 @@ def test_twistd_objectstore_serves_put_and_get(daemon):
 
 
 def test_first_start_without_keys_generates_and_stores_admin_credentials(tmp_path):
-    log_path = tmp_path / "twistd.log"
     data = tmp_path / "data"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                _twistd(),
-                "-n",
-                "--pidfile=",
-                "objectstore",
-                "--listen",
-                "tcp:0:interface=127.0.0.1",
-                "--data-dir",
-                str(data),
-            ],
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(),
-        )
+    process, log_path = _start(tmp_path, _clean_env())
     try:
         _wait_for_port(log_path, process)
         saved = data / "admin.credentials"
@@ -138,5 +117,4 @@ def test_first_start_without_keys_generates_and_stores_admin_credentials(tmp_pat
         assert access_key in log_path.read_text()
         assert oct((data / "meta.sqlite").stat().st_mode & 0o777) == "0o600"
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        _stop(process)

@@ -8,11 +8,8 @@ import pytest_twisted
 import treq
 from botocore.config import Config as BotoConfig
 from lxml import etree
-from twisted.internet import endpoints, reactor
 
-from objectstore.config import Config
-from objectstore.service import build
-from tests.conftest import ADMIN_KEYS, LiveServer
+from tests.conftest import ADMIN_KEYS, live_server
 from tests.s3http import error_code, signed_headers
 
 DOMAIN = "s3.test"
@@ -22,16 +19,8 @@ S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 @pytest_twisted.async_yield_fixture
 async def vhost_server(tmp_path):
     """The conftest ``server``, but serving ``*.s3.test`` virtual-host style."""
-    data_dir = str(tmp_path / "data")
-    config = Config(listen=(), data_dir=data_dir, admin_keys=ADMIN_KEYS, domain=DOMAIN)
-    top, site, store = build(config, reactor)
-    top.startService()
-    port = await endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
-    try:
-        yield LiveServer(store, site, port.getHost().port, data_dir, config)
-    finally:
-        await port.stopListening()
-        top.stopService()
+    async with live_server(tmp_path, domain=DOMAIN) as live:
+        yield live
 
 
 @pytest.fixture
