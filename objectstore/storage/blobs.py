@@ -139,7 +139,8 @@ class BlobWriter:
     """Receives an object's bytes as they arrive, hashing them on the way.
 
     ``write`` appends to the page cache (cheap); ``sync`` - the part that
-    waits on the disk - is meant to run in a thread.
+    waits on the disk - runs off the event loop (in the metadata writer's
+    batch, see ``Metadata.write``'s *prepare*).
     """
 
     def __init__(self, files, blob, fd):

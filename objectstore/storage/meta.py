@@ -85,8 +85,9 @@ class AfterCommit:
     """A write's result plus work to do once its transaction is durable.
 
     The work (renaming a blob into place, unlinking replaced blobs) runs in
-    the writer thread, in commit order, right after the write's Deferred was
-    handed to the reactor: it is tidying, not part of what the client waits for.
+    the writer thread, in commit order, after the write's Deferred has fired,
+    when no write is queued (or a backlog has built up): it is tidying, not
+    part of what the client waits for. ``Metadata.tidied`` waits for it.
     """
 
     def __init__(self, result, action):

@@ -70,8 +70,8 @@ class ObjectResource(S3Resource):
         if size is not None and size > MAX_OBJECT_SIZE:
             raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_OBJECT_SIZE)
         md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        body = UploadBody(self.store.new_writer(), content_md5=md5)
-        return AwsChunkedDecoder(body, decoded_length=size) if framed else body
+        request.upload = UploadBody(self.store.new_writer(), content_md5=md5)
+        return AwsChunkedDecoder(request.upload, decoded_length=size) if framed else request.upload
 
     def _canned_acl(self, request, bucket):
         # An anonymous upload (to a public-read-write bucket) belongs to the bucket's owner.
@@ -82,11 +82,10 @@ class ObjectResource(S3Resource):
     async def put_object(self, request):
         if request.getHeader(b"x-amz-copy-source") is not None:
             return await self.copy_object(request)
-        writer = request.body.writer if isinstance(request.body, UploadBody) else request.body.sink.writer
         info = await self.store.put_object(
             self.bucket_name,
             self.key,
-            writer,
+            request.upload.writer,
             owner=request.upload_acl["owner"],
             acl=request.upload_acl,
             headers=request.upload_headers,

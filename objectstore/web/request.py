@@ -219,7 +219,7 @@ class S3Site(server.Site):
     # processed is not subject to it.
     timeOut = 60
 
-    def __init__(self, resource, *args, access_log="-", logFormatter=access_log_line, **kwargs):
+    def __init__(self, resource, *args, access_log=None, logFormatter=access_log_line, **kwargs):
         logPath = access_log if access_log not in (None, "-") else None
         super().__init__(resource, *args, logPath=logPath, logFormatter=logFormatter, **kwargs)
         self.access_log = access_log
