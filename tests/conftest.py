@@ -110,7 +110,7 @@ class LiveServer:
         conn = self.store.meta.reader()
         rows = {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("buckets", "objects", "segments", "users", "access_keys")
+            for table in ("buckets", "objects", "segments", "inline_data", "users", "access_keys")
         }
         return files, rows
 

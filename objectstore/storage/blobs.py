@@ -13,15 +13,12 @@ without touching the file system on the event loop.
 
 import collections
 import errno
-import hashlib
 import os
 import secrets
 import threading
 from contextlib import contextmanager
 
 from objectstore.errors import StorageFull
-
-CHUNK = 256 * 1024
 
 
 def new_blob_id():
@@ -136,7 +133,7 @@ class BlobFiles:
 
 
 class BlobWriter:
-    """Receives an object's bytes as they arrive, hashing them on the way.
+    """Appends an upload's bytes to its temp blob.
 
     ``write`` appends to the page cache (cheap); ``sync`` - the part that
     waits on the disk - runs off the event loop (in the metadata writer's
@@ -147,24 +144,22 @@ class BlobWriter:
         self.files = files
         self.blob = blob
         self.path = files.tmp_path(blob)
-        self.size = 0
-        self.md5 = hashlib.md5()
         self._fd = fd
 
     def write(self, data):
-        self.md5.update(data)
         view = memoryview(data)
         with full_disk_is_storage_full():
             while view:
                 view = view[os.write(self._fd, view) :]
-        self.size += len(data)
 
     def sync(self):
-        """Make the bytes durable (blocking: run in a thread).
+        """Make the bytes durable (blocking: run in a thread); once is enough.
 
         The tmp/ entry is made durable by the commit batch that publishes
         the blob (one folder fsync for all of them: ``BlobFiles.sync_tmp``).
         """
+        if self._fd is None:
+            return
         with full_disk_is_storage_full():
             if self.files.durable:
                 os.fdatasync(self._fd)
@@ -190,34 +185,3 @@ def full_disk_is_storage_full():
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull() from e
         raise
-
-
-def copy_blob(files, sources):
-    """Copy (blob, offset, length) runs into a new, synced blob.
-
-    Blocking: run in a thread. The copy is hashed on the way, so the new
-    object's ETag is the MD5 of what was actually written.
-    """
-    writer = files.writer()
-    try:
-        for blob, offset, length in sources:
-            src = files.open(blob)
-            if src is None:
-                raise FileNotFoundError(blob)
-            with src:
-                _copy_range(src.fileno(), writer, offset, length)
-        writer.sync()
-    except BaseException:
-        writer.abort()
-        raise
-    return writer
-
-
-def _copy_range(src_fd, writer, offset, length):
-    end = offset + length
-    while offset < end:
-        data = os.pread(src_fd, min(CHUNK * 4, end - offset), offset)
-        if not data:
-            raise OSError(errno.EIO, "blob shorter than its record")
-        writer.write(data)
-        offset += len(data)

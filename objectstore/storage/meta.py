@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS segments (
     PRIMARY KEY (object, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segments_by_blob ON segments (blob);
+-- The bytes of small objects (see storage/writer.py), apart from the rows
+-- so that listings do not wade through them.
+CREATE TABLE IF NOT EXISTS inline_data (
+    object INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 -- Blobs no row references any more, to unlink; kept so a crash between the
 -- commit and the unlink leaves no orphan that needs a disk walk to find.
 CREATE TABLE IF NOT EXISTS garbage (blob TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -100,7 +106,8 @@ class Metadata:
         self.path = path
         self.durable = durable
         self._reactor = reactor
-        # Runs in the writer thread before each batch's transaction (the
+        # Runs in the writer thread before the transaction of each batch
+        # that has files to make durable, i.e. writes with a *prepare* (the
         # store syncs the tmp/ folder there: once per batch, not per blob).
         self._before_commit = before_commit or (lambda: None)
         self._local = threading.local()
@@ -251,7 +258,8 @@ class Metadata:
         outcomes = []
         try:
             prepared = self._prepare(batch)
-            self._before_commit()
+            if any(write.prepare is not None for write in batch):
+                self._before_commit()
             conn.execute("BEGIN IMMEDIATE")
             for write, failure in zip(batch, prepared, strict=True):
                 if failure is not None:

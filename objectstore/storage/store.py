@@ -1,9 +1,10 @@
 """The disk store: buckets and objects as S3-shaped operations.
 
-Durability order of a PUT: bytes fsynced in tmp/ (a pool thread), then the
-tmp/ folder fsynced and one transaction swaps the object's row (the metadata
-writer thread, once for a whole batch of writes), then - the client already
-answered - the blob is renamed home and replaced blobs unlinked.
+Durability order of a PUT of a big object: bytes fsynced in tmp/, then the
+tmp/ folder fsynced and one transaction swaps the object's row (all in the
+metadata writer thread, once for a whole batch of writes), then - the client
+already answered - the blob is renamed home and replaced blobs unlinked. A
+small object's bytes go into the index with its row: one commit does it all.
 The commit is the moment of truth: before it the old object is whole, after
 it the new one is, and a crash on either side leaves nothing visible that is
 half of one and half of the other.
@@ -26,16 +27,23 @@ from objectstore.errors import (
     NoSuchBucket,
     NoSuchKey,
 )
-from objectstore.storage.blobs import BlobFiles, copy_blob
+from objectstore.storage.blobs import BlobFiles
 from objectstore.storage.listing import list_keys
 from objectstore.storage.meta import AfterCommit, Metadata
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
+from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
 
 _OBJECT_COLUMNS = "id bucket key size etag modified owner acl headers metadata checksums".split()
 # An object's row with one line per segment (one line with NULLs if it has none).
 _OBJECT_WITH_SEGMENTS = (
     f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, s.blob, s.offset, s.length"
     " FROM objects o LEFT JOIN segments s ON s.object = o.id WHERE o.bucket = ? AND o.key = ? ORDER BY s.seq"
+)
+# The same, plus the bytes of an object kept inline (NULL for one in blobs).
+_OBJECT_WITH_BYTES = (
+    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, s.blob, s.offset, s.length, d.data"
+    " FROM objects o LEFT JOIN segments s ON s.object = o.id LEFT JOIN inline_data d ON d.object = o.id"
+    " WHERE o.bucket = ? AND o.key = ? ORDER BY s.seq"
 )
 
 
@@ -44,7 +52,7 @@ class DataDirInUse(Exception):
 
 
 class Store:
-    def __init__(self, data_dir, durable=True, reactor=None, io_threads=16):
+    def __init__(self, data_dir, durable=True, reactor=None, io_threads=16, inline_limit=INLINE_LIMIT):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -52,6 +60,7 @@ class Store:
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
         self._lock = _lock_data_dir(self.data_dir)
         self.files = BlobFiles(self.data_dir, durable)
+        self.inline_limit = inline_limit
         self.meta = Metadata(
             os.path.join(self.data_dir, "meta.sqlite"), durable, reactor, before_commit=self.files.sync_tmp
         )
@@ -200,24 +209,30 @@ class Store:
         overwrite or delete committing meanwhile cannot leave us a row whose
         segments are already gone.
         """
+        return self._lookup(_OBJECT_WITH_SEGMENTS, bucket, key)[0]
+
+    def _lookup(self, statement, bucket, key):
         conn = self.meta.reader()
-        rows = conn.execute(_OBJECT_WITH_SEGMENTS, (bucket, key)).fetchall()
+        rows = conn.execute(statement, (bucket, key)).fetchall()
         if not rows:
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
                 raise NoSuchBucket(BucketName=bucket)
             raise NoSuchKey(Key=key)
         columns = len(_OBJECT_COLUMNS)
-        segments = [r[columns:] for r in rows if r[columns] is not None]
-        return _object(rows[0][:columns], segments)
+        segments = [r[columns : columns + 3] for r in rows if r[columns] is not None]
+        return _object(rows[0][:columns], segments), rows[0][columns + 3 :]
 
     def open_object(self, bucket, key):
         """The object's record and its opened blobs, ready to stream.
 
         Blobs are opened at once, so an overwrite or delete that commits
-        while the body streams cannot take the bytes away mid-read.
+        while the body streams cannot take the bytes away mid-read; inline
+        bytes come with the row, from the same snapshot.
         """
         for _ in range(3):
-            info = self.get_object(bucket, key)
+            info, (data,) = self._lookup(_OBJECT_WITH_BYTES, bucket, key)
+            if not info.segments:
+                return info, InlineBody(data or b"")
             handles = []
             for segment in info.segments:
                 handle = self.files.open(segment.blob)
@@ -232,49 +247,54 @@ class Store:
         raise InternalError("The object changed too often while being opened.")
 
     def new_writer(self):
-        writer = self.files.writer()
+        """A writer for an upload's bytes (inline while they are few)."""
         if self.files.needs_spares():
             self.in_thread(self.files.make_spares)
-        return writer
+        return ObjectWriter(self.files, self.inline_limit)
 
     async def put_object(self, bucket, key, writer, *, owner, acl, headers, metadata, checksums):
         """Publish what *writer* received as ``bucket/key``; durable on return.
 
-        The blob's fsync runs in the commit batch that publishes it (see
+        A blob's fsync runs in the commit batch that publishes it (see
         ``Metadata.write``): one trip to the writer thread, not two hops.
         """
         fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=checksums)
-        return await self._publish(writer, bucket, key, synced=False, **fields)
+        return await self._publish(writer, bucket, key, **fields)
 
-    async def copy_object(self, source, bucket, key, *, owner, acl, headers, metadata):
-        """Copy *source* (an ObjectInfo) to ``bucket/key`` with new metadata."""
-        sources = [(s.blob, s.offset, s.length) for s in source.segments]
-        if source.bucket == bucket and source.key == key and len(sources) == 1:
+    async def copy_object(self, source, body, bucket, key, *, owner, acl, headers, metadata):
+        """Copy *source* (an ObjectInfo, and its opened *body*) to ``bucket/key`` with new metadata."""
+        if source.bucket == bucket and source.key == key:
             # Rewriting metadata in place: no need to copy the bytes.
             info = _replace_fields(source, owner=owner, acl=acl, headers=headers, metadata=metadata)
             return await self._write(lambda conn: self._rewrite(conn, info))
-        writer = await self.in_thread(copy_blob, self.files, sources)
+        writer = await self.in_thread(copy_body, self.files, body, source.size, self.inline_limit)
         fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=dict(source.checksums))
-        return await self._publish(writer, bucket, key, synced=True, **fields)
+        return await self._publish(writer, bucket, key, **fields)
 
-    async def _publish(self, writer, bucket, key, *, synced, **fields):
-        """Make the blob *writer* wrote the object ``bucket/key`` (or remove it, on failure)."""
+    async def _publish(self, writer, bucket, key, **fields):
+        """Make what *writer* wrote the object ``bucket/key`` (or drop it, on failure)."""
+        blob = writer.blob
         info = ObjectInfo(
             bucket=bucket,
             key=key,
             size=writer.size,
             etag=writer.md5.hexdigest(),
             modified=time.time(),
-            segments=(Segment(writer.blob, 0, writer.size),),
+            segments=() if blob is None else (Segment(blob, 0, writer.size),),
             **fields,
         )
+        data = writer.data() if blob is None else None
         try:
-            return await self._write(lambda conn: self._replace(conn, info), prepare=None if synced else writer.sync)
+            # A blob is synced before the batch commits (a no-op if a copy already did).
+            return await self._write(
+                lambda conn: self._replace(conn, info, data), prepare=None if blob is None else writer.sync
+            )
         except BaseException:
             writer.abort()
             raise
 
-    def _replace(self, conn, info):
+    def _replace(self, conn, info, data=None):
+        """Make *info* the row of its key; *data*: its bytes, if kept inline."""
         if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (info.bucket,)).fetchone() is None:
             raise NoSuchBucket(BucketName=info.bucket)
         replaced = self._remove_row(conn, info.bucket, info.key)
@@ -294,6 +314,8 @@ class Store:
                 json.dumps(info.checksums),
             ),
         ).lastrowid
+        if data is not None:
+            conn.execute("INSERT INTO inline_data (object, data) VALUES (?, ?)", (object_id, data))
         conn.executemany(
             "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
             [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
@@ -332,9 +354,12 @@ class Store:
         if row is None:
             return []
         blobs = [b for (b,) in conn.execute("SELECT blob FROM segments WHERE object = ?", row)]
-        conn.execute("DELETE FROM segments WHERE object = ?", row)
+        if blobs:
+            conn.execute("DELETE FROM segments WHERE object = ?", row)
+            conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
+        else:
+            conn.execute("DELETE FROM inline_data WHERE object = ?", row)
         conn.execute("DELETE FROM objects WHERE id = ?", row)
-        conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
         return blobs
 
     def delete_object(self, bucket, key):
@@ -363,6 +388,19 @@ class Store:
             return list_keys(conn, bucket, prefix, delimiter, after, max_keys)
 
         return self.in_thread(scan)
+
+
+class InlineBody:
+    """The bytes of an object kept in the index, read like an ObjectBody."""
+
+    def __init__(self, data):
+        self._data = data
+
+    def read(self, offset, length):
+        return self._data[offset : offset + length]
+
+    def close(self):
+        self._data = b""
 
 
 class ObjectBody:

@@ -97,7 +97,23 @@ class ObjectResource(S3Resource):
 
     async def copy_object(self, request):
         source_bucket, source_key = _copy_source(request.getHeader(b"x-amz-copy-source"))
-        source = self.store.get_object(source_bucket, source_key)
+        # Opened now, so the bytes copied are those of the version checked here.
+        source, body = self.store.open_object(source_bucket, source_key)
+        try:
+            info = await self._copy(request, source, body)
+        finally:
+            body.close()
+        send_xml(
+            request,
+            xmlio.element(
+                "CopyObjectResult",
+                xmlio.element("LastModified", iso8601(info.modified)),
+                xmlio.element("ETag", info.quoted_etag),
+            ),
+        )
+
+    async def _copy(self, request, source, body):
+        source_bucket, source_key = source.bucket, source.key
         require(request, source.acl, acls.READ)
         check_conditions(_lower_headers(request), source, prefix="x-amz-copy-source-")
         if source.size > MAX_COPY_SOURCE_SIZE:
@@ -120,16 +136,8 @@ class ObjectResource(S3Resource):
         else:
             headers, metadata = source.headers, source.metadata
         acl = request.upload_acl
-        info = await self.store.copy_object(
-            source, self.bucket_name, self.key, owner=acl["owner"], acl=acl, headers=headers, metadata=metadata
-        )
-        send_xml(
-            request,
-            xmlio.element(
-                "CopyObjectResult",
-                xmlio.element("LastModified", iso8601(info.modified)),
-                xmlio.element("ETag", info.quoted_etag),
-            ),
+        return await self.store.copy_object(
+            source, body, self.bucket_name, self.key, owner=acl["owner"], acl=acl, headers=headers, metadata=metadata
         )
 
     # -- GET / HEAD --------------------------------------------------------

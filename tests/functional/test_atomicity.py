@@ -13,13 +13,15 @@ import treq
 from twisted.internet import defer, reactor, threads
 from twisted.web.client import HTTPConnectionPool
 
+from objectstore.storage.writer import INLINE_LIMIT
 from tests.s3http import call, header, signed_headers
 
 MiB = 1024**2
 
 
-def payloads(count, base_size=40_000):
-    return [bytes([65 + i]) * (base_size + 1013 * i) for i in range(count)]
+def payloads(count, base_size=40_000, step=3013):
+    """Distinct bodies, the small ones kept inline and the bigger ones in blobs."""
+    return [bytes([65 + i]) * (base_size + step * i) for i in range(count)]
 
 
 def etag_of(data):
@@ -50,9 +52,13 @@ async def test_concurrent_puts_of_one_key_leave_one_whole_winner(server, bucket_
     response, content = await call(server, "GET", f"/{bucket_name}/k")
     assert content in candidates
     assert header(response, "ETag") == etag_of(content)
-    # The losers' blobs are gone: only the winner's bytes remain on disk.
+    # The losers' bytes are gone: only the winner's remain, in a blob or inline.
     await server.settled()
-    assert len(blob_files(server)) == 1
+    _, rows = server.snapshot()
+    if len(content) > INLINE_LIMIT:
+        assert (len(blob_files(server)), len(rows["inline_data"])) == (1, 0)
+    else:
+        assert (len(blob_files(server)), len(rows["inline_data"])) == (0, 1)
 
 
 @pytest_twisted.ensureDeferred

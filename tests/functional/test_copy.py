@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import os
 from email.utils import formatdate
 from urllib.parse import quote
 
@@ -351,3 +352,16 @@ async def test_copy_from_an_object_the_caller_cannot_read_is_access_denied(serve
     assert response.code == 403
     assert error_code(content) == "AccessDenied"
     assert server.snapshot() == before
+
+
+@pytest.mark.parametrize("size", [10, 300_000], ids=["inline", "blob"])
+@pytest_twisted.ensureDeferred
+async def test_copy_of_an_object_in_either_form_is_whole_and_independent(server, bucket_name, size):
+    body = os.urandom(size)
+    await call(server, "PUT", f"/{bucket_name}")
+    await call(server, "PUT", f"/{bucket_name}/src", body=body)
+    response, content = await copy(server, bucket_name, "dst", f"/{bucket_name}/src")
+    assert response.code == 200, content
+    await call(server, "DELETE", f"/{bucket_name}/src")
+    _, data = await call(server, "GET", f"/{bucket_name}/dst")
+    assert data == body

@@ -12,14 +12,15 @@ from objectstore.xmlio import S3_NS
 from tests.s3http import call, error_code
 
 
-async def bucket_with(server, bucket, *keys):
+async def bucket_with(server, bucket, *keys, size=None):
+    """A bucket holding *keys*; each object's body is its key, or *size* bytes."""
     response, _ = await call(server, "PUT", f"/{bucket}")
     assert response.code == 200
     s3 = server.boto3()
 
     def put_all():
         for key in keys:
-            s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+            s3.put_object(Bucket=bucket, Key=key, Body=key.encode() if size is None else os.urandom(size))
 
     await server.blocking(put_all)
 
@@ -60,15 +61,16 @@ def results(content):
 
 
 @pytest_twisted.ensureDeferred
-async def test_delete_answers_204_and_removes_object_and_blob(server, bucket_name):
-    await bucket_with(server, bucket_name, "doomed")
-    assert len(blob_files(server)) == 1
+@pytest.mark.parametrize("size", [100, 100_000], ids=["inline", "blob"])
+async def test_delete_answers_204_and_removes_object_and_its_bytes(server, bucket_name, size):
+    await bucket_with(server, bucket_name, "doomed", size=size)
     response, content = await call(server, "DELETE", f"/{bucket_name}/doomed")
     assert (response.code, content) == (204, b"")
     response, content = await call(server, "GET", f"/{bucket_name}/doomed")
     assert error_code(content) == "NoSuchKey"
     await server.settled()
-    assert blob_files(server) == []
+    _, rows = server.snapshot()
+    assert (blob_files(server), rows["objects"], rows["inline_data"], rows["segments"]) == ([], [], [], [])
 
 
 @pytest_twisted.ensureDeferred

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from objectstore.storage.writer import INLINE_LIMIT
 from objectstore.web import streaming
 from tests.s3http import UNSIGNED, call, error_code, header, signed_headers
 
@@ -219,15 +220,23 @@ async def test_upload_cut_short_stores_nothing(server, bucket_name):
 
 
 @pytest_twisted.ensureDeferred
-async def test_overwrite_replaces_the_bytes_and_drops_the_old_blob(server, bucket_name):
+@pytest.mark.parametrize(
+    "first, second",
+    [(10, 20), (10, 100_000), (100_000, 10), (100_000, 200_000)],
+    ids=["inline-inline", "inline-blob", "blob-inline", "blob-blob"],
+)
+async def test_overwrite_replaces_the_bytes_and_drops_the_old_ones(server, bucket_name, first, second):
     await make_bucket(server, bucket_name)
-    await put(server, bucket_name, "k", b"first version")
-    await put(server, bucket_name, "k", b"second")
+    await put(server, bucket_name, "k", os.urandom(first))
+    body = os.urandom(second)
+    await put(server, bucket_name, "k", body)
     _, content = await call(server, "GET", f"/{bucket_name}/k")
-    assert content == b"second"
+    assert content == body
+    await server.settled()
     files, rows = server.snapshot()
-    assert len([f for f in files if f.startswith("blob:")]) == 1
-    assert len(rows["objects"]) == 1
+    in_blob = second > INLINE_LIMIT
+    assert len([f for f in files if f.startswith("blob:")]) == in_blob
+    assert (len(rows["objects"]), len(rows["segments"]), len(rows["inline_data"])) == (1, in_blob, not in_blob)
 
 
 @pytest_twisted.ensureDeferred

@@ -30,7 +30,7 @@ def data_dir(tmp_path):
 
 def stopped_store(data_dir):
     """A store that is not serving: writes run in place, nothing is recovered."""
-    store = Store(data_dir, reactor=reactor)
+    store = Store(data_dir, reactor=reactor, inline_limit=0)
     store.meta.write_now(
         lambda conn: conn.execute(
             "INSERT OR IGNORE INTO buckets (name, owner, created, region, acl) VALUES ('b', 'o', 0, 'r', '{}')"
@@ -62,7 +62,7 @@ def commit_without_publishing(store, key, writer):
 
 
 def restarted(data_dir):
-    store = Store(data_dir, reactor=reactor)
+    store = Store(data_dir, reactor=reactor, inline_limit=0)
     store.start()
     return store
 
@@ -161,7 +161,7 @@ CRASHING_STORE = textwrap.dedent(
         await store.put_object("b", key, writer, owner="o", acl={}, headers={}, metadata={}, checksums={})
 
     async def main(reactor, data_dir, old_version, crash_point):
-        store = Store(data_dir, reactor=reactor)
+        store = Store(data_dir, reactor=reactor, inline_limit=0)
         store.start()
         await store.create_bucket("b", "o", "us-east-1", {})
         if old_version:

@@ -1,5 +1,6 @@
 """The disk store's PUT: durable before it is answered, published only after its commit."""
 
+import hashlib
 import os
 import sqlite3
 
@@ -13,6 +14,16 @@ from objectstore.storage.store import DataDirInUse, Store
 
 @pytest.fixture
 def store(tmp_path):
+    """A store that keeps every object in a blob: most tests here are about blobs."""
+    store = Store(str(tmp_path / "data"), durable=True, reactor=reactor, inline_limit=0)
+    store.start()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def inline_store(tmp_path):
+    """A store with the default limit: small objects live in the index."""
     store = Store(str(tmp_path / "data"), durable=True, reactor=reactor)
     store.start()
     yield store
@@ -79,7 +90,7 @@ async def test_put_syncs_blob_and_tmp_dir_before_the_commit_and_renames_after(st
 
 @pytest_twisted.ensureDeferred
 async def test_put_without_durability_skips_every_fsync(tmp_path, monkeypatch):
-    store = Store(str(tmp_path / "data"), durable=False, reactor=reactor)
+    store = Store(str(tmp_path / "data"), durable=False, reactor=reactor, inline_limit=0)
     store.start()
     try:
         await store.create_bucket("b", "o", "r", {})
@@ -168,7 +179,7 @@ def test_a_second_store_on_the_same_folder_is_refused(store):
 @pytest_twisted.ensureDeferred
 async def test_a_rename_that_fails_after_the_commit_loses_nothing(tmp_path, monkeypatch):
     data_dir = str(tmp_path / "data")
-    store = Store(data_dir, reactor=reactor)
+    store = Store(data_dir, reactor=reactor, inline_limit=0)
     store.start()
     try:
         await store.create_bucket("b", "o", "r", {})
@@ -184,7 +195,7 @@ async def test_a_rename_that_fails_after_the_commit_loses_nothing(tmp_path, monk
         store.close()
     monkeypatch.undo()
 
-    store = Store(data_dir, reactor=reactor)
+    store = Store(data_dir, reactor=reactor, inline_limit=0)
     store.start()
     try:
         assert read_whole(store, "k") == b"new"
@@ -259,3 +270,72 @@ async def test_bucket_records_are_cached_until_their_row_changes(store):
     await store.delete_bucket("b")
     with pytest.raises(NoSuchBucket):
         store.get_bucket("b")
+
+
+# -- small objects kept in the index --------------------------------------------------
+
+
+def index_rows(store, table):
+    return store.meta.reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_small_put_is_one_commit_with_no_file_and_no_folder_sync(inline_store, monkeypatch):
+    store = inline_store
+    await store.create_bucket("b", "o", "r", {})
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd_path(fd)))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd_path(fd)))
+
+    info = await put(store, "k", b"payload")
+
+    assert row_committed(store, "b", "k")  # durable when answered: SQLite's FULL commit
+    assert synced == []  # no blob, so no blob or tmp/ folder to sync
+    assert info.segments == ()
+    assert (index_rows(store, "inline_data"), index_rows(store, "segments")) == (1, 0)
+    assert read_whole(store, "k") == b"payload"
+    await store.meta.tidied()
+    assert tmp_entries(store) == []
+    assert os.listdir(store.files.home) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_object_over_the_limit_spills_into_a_blob_whole(inline_store):
+    store = inline_store
+    await store.create_bucket("b", "o", "r", {})
+    at_limit, over = os.urandom(store.inline_limit), os.urandom(store.inline_limit + 1)
+    writer = store.new_writer()
+    for start in range(0, len(over), 1000):  # arriving in pieces that straddle the limit
+        writer.write(over[start : start + 1000])
+    spilled = await store.put_object("b", "over", writer, owner="o", acl={}, headers={}, metadata={}, checksums={})
+    kept = await put(store, "at", at_limit)
+
+    assert (kept.segments, len(spilled.segments)) == ((), 1)
+    assert read_whole(store, "at") == at_limit
+    assert read_whole(store, "over") == over
+    assert spilled.etag == hashlib.md5(over).hexdigest()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_spilled_upload_leaves_no_temp_blob(inline_store):
+    store = inline_store
+    writer = store.new_writer()
+    writer.write(os.urandom(store.inline_limit * 2))
+    with pytest.raises(NoSuchBucket):
+        await store.put_object("missing", "k", writer, owner="o", acl={}, headers={}, metadata={}, checksums={})
+    assert tmp_entries(store) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_inline_object_read_during_its_delete_is_whole_or_gone(inline_store, monkeypatch):
+    store = inline_store
+    await store.create_bucket("b", "o", "r", {})
+    await put(store, "k", b"payload")
+    conn = store.meta.reader()
+    delete = delete_from_another_connection(store, "b", "k")
+    monkeypatch.setattr(store.meta, "reader", lambda: RacingConnection(conn, delete))
+
+    info, body = store.open_object("b", "k")
+
+    # Row and bytes come from one statement: the delete cannot split them.
+    assert body.read(0, info.size) == b"payload"
