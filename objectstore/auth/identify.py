@@ -6,6 +6,18 @@ This names the caller; verifying the signature is the signer's job.
 from objectstore.errors import InvalidArgument, S3Error
 
 
+class Authenticated:
+    """Who a request acts for, and what of its signature is left to check in its body."""
+
+    def __init__(self, caller, chunk_observers=()):
+        self.caller = caller
+        self._chunk_observers = list(chunk_observers)
+
+    def chunk_observers(self):
+        """Observers an aws-chunked body must pass (see web/awschunked.py)."""
+        return list(self._chunk_observers)
+
+
 class AuthorizationHeaderMalformed(S3Error):
     code = "AuthorizationHeaderMalformed"
     status = 400

@@ -46,7 +46,10 @@ def _tokens(encodings):
 
 
 class ChunkObserver:
-    """Hooks for whoever checks the framing (signatures, checksums); no-ops here."""
+    """Hooks for whoever checks the framing (signatures, checksums); no-ops here.
+
+    A hook refuses the body by raising an S3Error.
+    """
 
     def chunk_started(self, size, extensions):
         pass
@@ -61,13 +64,36 @@ class ChunkObserver:
         pass
 
 
+class _Observers(ChunkObserver):
+    """Several observers seen as one, called in turn."""
+
+    def __init__(self, observers):
+        self._observers = list(observers)
+
+    def chunk_started(self, size, extensions):
+        for observer in self._observers:
+            observer.chunk_started(size, extensions)
+
+    def chunk_data(self, data):
+        for observer in self._observers:
+            observer.chunk_data(data)
+
+    def chunk_ended(self):
+        for observer in self._observers:
+            observer.chunk_ended()
+
+    def trailers_received(self, trailers):
+        for observer in self._observers:
+            observer.trailers_received(trailers)
+
+
 class AwsChunkedDecoder:
     """Feeds the payload of an aws-chunked stream to *sink* (write/finish/abort)."""
 
-    def __init__(self, sink, decoded_length=None, observer=None):
+    def __init__(self, sink, decoded_length=None, observers=()):
         self.sink = sink
         self.decoded_length = decoded_length
-        self.observer = observer or ChunkObserver()
+        self.observer = _Observers(observers)
         self.trailers = {}
         self.decoded = 0
         self._line = bytearray()

@@ -71,7 +71,9 @@ class ObjectResource(S3Resource):
             raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_OBJECT_SIZE)
         md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
         request.upload = UploadBody(self.store.new_writer(), content_md5=md5)
-        return AwsChunkedDecoder(request.upload, decoded_length=size) if framed else request.upload
+        if framed:
+            return AwsChunkedDecoder(request.upload, decoded_length=size, observers=request.auth.chunk_observers())
+        return request.upload
 
     def _canned_acl(self, request, bucket):
         # An anonymous upload (to a public-read-write bucket) belongs to the bucket's owner.

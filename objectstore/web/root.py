@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from twisted.web.resource import Resource
 
 from objectstore.auth.credentials import ANONYMOUS
-from objectstore.auth.identify import claimed_access_key
+from objectstore.auth.identify import Authenticated, claimed_access_key
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.bucket import BucketResource
 from objectstore.web.object import ObjectResource
@@ -30,7 +30,8 @@ class S3(Resource):
 
     def resourceFor(self, request):
         """The leaf resource for *request*; also settles who is calling."""
-        request.caller = self.identify(request)
+        request.auth = self.identify(request)
+        request.caller = request.auth.caller
         bucket, raw_key = self.target(request)
         if bucket is None:
             return self.service
@@ -44,8 +45,8 @@ class S3(Resource):
     def identify(self, request):
         access_key = claimed_access_key(request.getHeaderText(b"Authorization"), request.args)
         if access_key is None:
-            return ANONYMOUS
-        return self.credentials.lookup(access_key)
+            return Authenticated(ANONYMOUS)
+        return Authenticated(self.credentials.lookup(access_key))
 
     def target(self, request):
         """(bucket or None, raw key bytes or None) from the Host header and path."""
