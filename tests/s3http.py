@@ -14,12 +14,28 @@ from tests.conftest import ADMIN_KEYS, REGION
 UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
+class _DeclaredPayloadAuth(S3SigV4Auth):
+    """botocore's S3 signer, signing the payload hash it is given instead of hashing the body."""
+
+    def __init__(self, credentials, payload_hash):
+        super().__init__(credentials, "s3", REGION)
+        self._payload_hash = payload_hash
+
+    def payload(self, request):
+        return self._payload_hash
+
+
 def signed_headers(method, url, keys=ADMIN_KEYS, headers=None, body=b"", payload_hash=None):
-    """Headers for *url* signed with SigV4 as botocore signs them."""
+    """Headers for *url* signed with SigV4 as botocore signs them.
+
+    *payload_hash* (UNSIGNED-PAYLOAD, a STREAMING-... mode or a hex digest)
+    is signed as given; by default the SHA-256 of *body* is.
+    """
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    if payload_hash is not None:
-        request.headers["X-Amz-Content-SHA256"] = payload_hash
-    S3SigV4Auth(Credentials(*keys), "s3", REGION).add_auth(request)
+    if payload_hash is None:
+        S3SigV4Auth(Credentials(*keys), "s3", REGION).add_auth(request)
+    else:
+        _DeclaredPayloadAuth(Credentials(*keys), payload_hash).add_auth(request)
     return {k: v for k, v in request.headers.items()}
 
 

@@ -25,10 +25,12 @@ BIG_READ = 256 * 1024
 
 
 class S3Request(server.Request):
-    # Set in gotLength: the leaf resource that will answer, and what it
-    # makes of the body.
+    # Set in gotLength: the leaf resource that will answer, what it makes
+    # of the body, and where the body is written (the body itself, or the
+    # body behind a check of its signed SHA-256).
     resource = None
     body = None
+    sink = None
     # An S3Error found before the body: answered once the request is processed.
     pending_error = None
     refused = False
@@ -56,6 +58,8 @@ class S3Request(server.Request):
         try:
             self.resource = self.site.resource.resourceFor(self)
             self.resource.prepare(self, self.declared_length)
+            # A V4 signature over the body's SHA-256 is checked as the body streams by.
+            self.sink = self.auth.checked_body(self.body)
         except BaseException:
             error = as_s3_error(Failure(), self)
             if self._body_expected(length) or self._body_announced():
@@ -84,7 +88,7 @@ class S3Request(server.Request):
             return
         self.received += len(data)
         try:
-            self.body.write(data)
+            self.sink.write(data)
         except BaseException:
             self.refuse(as_s3_error(Failure(), self))
 
@@ -95,10 +99,10 @@ class S3Request(server.Request):
         self.body_done = True
         self._read_in_big_gulps(False)
         try:
-            if self.body is not None:
-                self.body.finish()
+            if self.sink is not None:
+                self.sink.finish()
         except BaseException:
-            self.body.abort()
+            self.sink.abort()
             self.pending_error = as_s3_error(Failure(), self)
         self.process()
 
@@ -117,8 +121,8 @@ class S3Request(server.Request):
         return reason
 
     def connectionLost(self, reason):
-        if self.body is not None and not self.body_done:
-            self.body.abort()
+        if self.sink is not None and not self.body_done:
+            self.sink.abort()
         super().connectionLost(reason)
 
     # -- refusing before the body is read ----------------------------------
@@ -126,8 +130,8 @@ class S3Request(server.Request):
     def refuse(self, error):
         """Answer *error* now and close: the rest of the body is never read."""
         self.refused = True
-        if self.body is not None:
-            self.body.abort()
+        if self.sink is not None:
+            self.sink.abort()
         # No "100 Continue": the client must not send the body at all.
         self.requestHeaders.removeHeader(b"Expect")
         self.channel.persistent = False

@@ -9,8 +9,7 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.web.resource import Resource
 
-from objectstore.auth.credentials import ANONYMOUS
-from objectstore.auth.identify import Authenticated, claimed_access_key
+from objectstore.auth.authenticate import Authenticator
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.bucket import BucketResource
 from objectstore.web.object import ObjectResource
@@ -23,6 +22,7 @@ class S3(Resource):
         self.store = store
         self.credentials = credentials
         self.config = config
+        self.authenticator = Authenticator(credentials, config.region)
         self.service = ServiceResource(self)
 
     def getChildWithDefault(self, name, request):
@@ -43,10 +43,7 @@ class S3(Resource):
         return ObjectResource(self, bucket, key)
 
     def identify(self, request):
-        access_key = claimed_access_key(request.getHeaderText(b"Authorization"), request.args)
-        if access_key is None:
-            return Authenticated(ANONYMOUS)
-        return Authenticated(self.credentials.lookup(access_key))
+        return self.authenticator.authenticate(request, bucket_in_host=self.virtual_host_bucket(request))
 
     def target(self, request):
         """(bucket or None, raw key bytes or None) from the Host header and path."""

@@ -138,7 +138,7 @@ async def test_host_without_port_and_in_capitals_addresses_the_bucket(vhost_serv
         f"http://127.0.0.1:{vhost_server.port}/?location", headers={k: [v] for k, v in headers.items()}
     )
     content = await treq.content(response)
-    assert response.code == 200
+    assert response.code == 200, content
     assert etree.QName(etree.fromstring(content)).localname == "LocationConstraint"
 
 

@@ -1,0 +1,420 @@
+"""Who is calling: a request's AWS signature, checked before its body is read.
+
+Signature V2 and V4, in the Authorization header or in the query
+(presigned URLs). The result names the caller and carries what is left to
+check in the body: its SHA-256 (a V4 ``x-amz-content-sha256`` hash) or the
+signature chain of a signed aws-chunked body. Every signature comparison
+is constant-time.
+"""
+
+import calendar
+import hashlib
+import hmac
+import itertools
+import time
+from email.utils import mktime_tz, parsedate_tz
+from urllib.parse import unquote_to_bytes
+
+from objectstore.auth import sigv2, sigv4
+from objectstore.auth.credentials import ANONYMOUS
+from objectstore.auth.errors import (
+    AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
+    MissingSecurityHeader,
+    RequestTimeTooSkewed,
+    SignatureDoesNotMatch,
+    XAmzContentSHA256Mismatch,
+)
+from objectstore.auth.streaming import ChunkSignatures
+from objectstore.errors import AccessDenied, InvalidArgument
+
+MAX_SKEW = 15 * 60
+MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
+_V4_QUERY = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+)
+_V2_QUERY = ("AWSAccessKeyId", "Expires", "Signature")
+_HEX = frozenset("0123456789abcdef")
+
+
+class Authenticated:
+    """Who a request acts for, and what of its signature is left to check in its body."""
+
+    def __init__(self, caller, payload_sha256=None, chunk_signatures=None):
+        self.caller = caller
+        self.payload_sha256 = payload_sha256
+        self._chunk_signatures = chunk_signatures
+
+    def chunk_observers(self):
+        """Observers an aws-chunked body must pass (see web/awschunked.py)."""
+        return [] if self._chunk_signatures is None else [self._chunk_signatures]
+
+    def checked_body(self, sink):
+        """*sink*, behind a check of the SHA-256 the signature covers (if it covers one)."""
+        if self.payload_sha256 is None:
+            return sink
+        return Sha256CheckedBody(sink, self.payload_sha256)
+
+
+UNAUTHENTICATED = Authenticated(ANONYMOUS)
+
+
+class Sha256CheckedBody:
+    """Passes a body through, refusing it at the end unless its SHA-256 is the signed one."""
+
+    def __init__(self, sink, expected):
+        self.sink = sink
+        self._expected = expected
+        self._hash = hashlib.sha256()
+
+    def write(self, data):
+        self._hash.update(data)
+        self.sink.write(data)
+
+    def finish(self):
+        computed = self._hash.hexdigest()
+        if not hmac.compare_digest(computed, self._expected):
+            raise XAmzContentSHA256Mismatch(
+                ClientComputedContentSHA256=self._expected, S3ComputedContentSHA256=computed
+            )
+        self.sink.finish()
+
+    def abort(self):
+        self.sink.abort()
+
+
+class Authenticator:
+    """Checks requests against the credential store; *clock* gives Unix time."""
+
+    def __init__(self, credentials, region, clock=time.time):
+        self.credentials = credentials
+        self.region = region
+        self.clock = clock
+
+    def authenticate(self, request, bucket_in_host=None):
+        """The request's Authenticated, or the S3Error that refuses it.
+
+        *request* offers ``method``, ``path`` and ``uri`` (raw bytes as
+        sent) and ``requestHeaders``; *bucket_in_host*: the bucket named by
+        a virtual-host style Host header (part of V2's canonical resource).
+        """
+        facts = _Facts(request, bucket_in_host)
+        authorization = facts.header("authorization")
+        query_v4 = any(name in facts.params for name in _V4_QUERY)
+        query_v2 = any(name in facts.params for name in ("AWSAccessKeyId", "Signature"))
+        if sum((authorization is not None, query_v4, query_v2)) > 1:
+            raise InvalidArgument(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
+                "string parameter or the Authorization header should be specified",
+                ArgumentName="Authorization",
+            )
+        if authorization is not None:
+            scheme, _, rest = authorization.strip().partition(" ")
+            if scheme == sigv4.ALGORITHM:
+                return self._v4_header(facts, rest)
+            if scheme == "AWS":
+                return self._v2_header(facts, rest)
+            raise InvalidArgument(
+                "Unsupported Authorization Type", ArgumentName="Authorization", ArgumentValue=authorization
+            )
+        if query_v4:
+            return self._v4_query(facts)
+        if query_v2:
+            return self._v2_query(facts)
+        return UNAUTHENTICATED
+
+    # -- Signature V2 ----------------------------------------------------
+
+    def _v2_header(self, facts, rest):
+        access_key, sep, provided = rest.strip().rpartition(":")
+        if not sep or not access_key or not provided:
+            raise InvalidArgument(
+                "Authorization header is invalid -- one and only one ' ' (space) required", ArgumentName="Authorization"
+            )
+        caller = self.credentials.lookup(access_key)
+        # With x-amz-date, the Date line is empty (S3's rule for V2).
+        amz_date = facts.header("x-amz-date")
+        date_text = amz_date if amz_date is not None else facts.header("date")
+        self._check_skew(_http_date(date_text))
+        date_line = "" if amz_date is not None else date_text
+        resource = sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host)
+        self._check_v2(facts, caller, access_key, provided, date_line, [resource])
+        return Authenticated(caller)
+
+    def _v2_query(self, facts):
+        missing = [name for name in _V2_QUERY if name not in facts.params]
+        if missing:
+            raise AccessDenied(
+                "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
+            )
+        access_key, expires_text, provided = (facts.params[name] for name in _V2_QUERY)
+        caller = self.credentials.lookup(access_key)
+        try:
+            expires = int(expires_text)
+        except ValueError:
+            raise AccessDenied("Invalid date (should be seconds since epoch): " + expires_text) from None
+        now = self.clock()
+        if now > expires:
+            raise AccessDenied("Request has expired", Expires=_iso(expires), ServerTime=_iso(now))
+        # Libcloud's V2 drivers (AuroraObjects among them) sign the path
+        # alone, without ?uploads, ?uploadId, ?partNumber: the same request,
+        # resource signed one way or the other.
+        resources = [
+            sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host),
+            sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host, with_subresources=False),
+        ]
+        self._check_v2(facts, caller, access_key, provided, expires_text, resources)
+        return Authenticated(caller)
+
+    def _check_v2(self, facts, caller, access_key, provided, date_line, resources):
+        attempts = []
+        for resource in dict.fromkeys(resources):
+            to_sign = sigv2.string_to_sign(facts.method, facts.headers, resource, date_line)
+            if _same(sigv2.signature(caller.secret, to_sign), provided):
+                return
+            attempts.append(to_sign)
+        raise _mismatch(access_key, provided, attempts[0])
+
+    # -- Signature V4 ----------------------------------------------------
+
+    def _v4_header(self, facts, rest):
+        fields = {}
+        for part in rest.split(","):
+            name, eq, value = part.strip().partition("=")
+            if eq:
+                fields[name] = value.strip()
+        if not all(fields.get(name) for name in ("Credential", "SignedHeaders", "Signature")):
+            raise AuthorizationHeaderMalformed(
+                "The authorization header is malformed; it needs Credential, SignedHeaders and Signature."
+            )
+        access_key, scope = self._scope(fields["Credential"], AuthorizationHeaderMalformed)
+        timestamp = facts.header("x-amz-date") or facts.header("date")
+        request_time = _amz_date(timestamp)
+        if scope.split("/")[0] != timestamp[:8]:
+            raise AuthorizationHeaderMalformed(
+                "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date."
+            )
+        caller = self.credentials.lookup(access_key)
+        self._check_skew(request_time)
+        payload_hash = facts.header("x-amz-content-sha256")
+        if payload_hash is None:
+            raise MissingSecurityHeader(MissingHeaderName="x-amz-content-sha256")
+        _check_payload_hash(payload_hash)
+        signed = _signed_headers(fields["SignedHeaders"], facts)
+        queries = sigv4.canonical_queries(facts.query)
+        key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
+        provided = fields["Signature"]
+        self._check_v4(facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided)
+        if payload_hash in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
+            chain = ChunkSignatures(
+                key, timestamp, scope, provided, signed_trailer=payload_hash == sigv4.STREAMING_SIGNED_TRAILER
+            )
+            return Authenticated(caller, chunk_signatures=chain)
+        if payload_hash in (sigv4.UNSIGNED_PAYLOAD, sigv4.STREAMING_UNSIGNED_TRAILER):
+            return Authenticated(caller)
+        return Authenticated(caller, payload_sha256=payload_hash)
+
+    def _v4_query(self, facts):
+        params = facts.params
+        missing = [name for name in _V4_QUERY if not params.get(name)]
+        if missing:
+            raise InvalidArgument(
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.",
+                ArgumentName=missing[0],
+            )
+        if params["X-Amz-Algorithm"] != sigv4.ALGORITHM:
+            raise InvalidArgument(
+                'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
+                ArgumentName="X-Amz-Algorithm",
+                ArgumentValue=params["X-Amz-Algorithm"],
+            )
+        access_key, scope = self._scope(params["X-Amz-Credential"], AuthorizationQueryParametersError)
+        timestamp = params["X-Amz-Date"]
+        try:
+            request_time = _amz_date(timestamp)
+        except AccessDenied:
+            raise InvalidArgument(
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
+                ArgumentName="X-Amz-Date",
+                ArgumentValue=timestamp,
+            ) from None
+        expires = _presigned_expires(params["X-Amz-Expires"])
+        if scope.split("/")[0] != timestamp[:8]:
+            raise AuthorizationQueryParametersError("Invalid credential date. Date is not the same as X-Amz-Date.")
+        caller = self.credentials.lookup(access_key)
+        now = self.clock()
+        if request_time - now > MAX_SKEW:
+            raise AccessDenied("Request is not valid yet")
+        if now > request_time + expires:
+            raise AccessDenied(
+                "Request has expired",
+                **{"X-Amz-Expires": str(expires)},
+                Expires=_iso(request_time + expires),
+                ServerTime=_iso(now),
+            )
+        signed = _signed_headers(params["X-Amz-SignedHeaders"], facts)
+        queries = sigv4.canonical_queries(facts.query, exclude=("X-Amz-Signature",))
+        payload_hash = params.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
+        key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
+        self._check_v4(
+            facts, access_key, key, timestamp, scope, queries, signed, payload_hash, params["X-Amz-Signature"]
+        )
+        return Authenticated(caller)
+
+    def _scope(self, credential, malformed):
+        """(access key, scope) of a Credential value, the scope checked against this server."""
+        parts = credential.split("/")
+        if len(parts) != 5 or not all(parts):
+            raise malformed(
+                "The authorization header is malformed; the Credential is mal-formed; "
+                'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            )
+        access_key, date, region, service, terminator = parts
+        if region != self.region:
+            raise malformed(
+                f"The authorization header is malformed; the region '{region}' is wrong; expecting '{self.region}'",
+                Region=self.region,
+            )
+        if service != "s3" or terminator != "aws4_request" or len(date) != 8 or not date.isdigit():
+            raise malformed(
+                "The authorization header is malformed; the Credential is mal-formed; "
+                'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            )
+        return access_key, "/".join(parts[1:])
+
+    def _check_v4(self, facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided):
+        attempts = []
+        variants = itertools.product(sigv4.canonical_uris(facts.path), queries, _host_variants(facts.headers))
+        for uri, query, headers in variants:
+            canonical = sigv4.canonical_request(facts.method, uri, query, headers, signed, payload_hash)
+            to_sign = sigv4.string_to_sign(timestamp, scope, canonical)
+            if _same(sigv4.signature(key, to_sign), provided):
+                return
+            attempts.append((to_sign, canonical))
+        to_sign, canonical = attempts[0]
+        raise _mismatch(access_key, provided, to_sign.encode("latin-1"), CanonicalRequest=canonical.decode("latin-1"))
+
+    def _check_skew(self, request_time):
+        now = self.clock()
+        if abs(now - request_time) > MAX_SKEW:
+            raise RequestTimeTooSkewed(
+                RequestTime=_iso(request_time), ServerTime=_iso(now), MaxAllowedSkewMilliseconds=str(MAX_SKEW * 1000)
+            )
+
+
+class _Facts:
+    """The parts of a request a signature covers, as sent."""
+
+    def __init__(self, request, bucket_in_host):
+        self.method = request.method.decode("latin-1")
+        self.path = request.path
+        self.query = request.uri.partition(b"?")[2]
+        self.bucket_in_host = bucket_in_host
+        self.headers = {}
+        for name, values in request.requestHeaders.getAllRawHeaders():
+            self.headers.setdefault(name.decode("latin-1").lower(), []).extend(v.decode("latin-1") for v in values)
+        # Auth parameters decoded without turning "+" into a space: V2
+        # signatures are base64, and some clients leave their "+" unescaped.
+        self.params = {}
+        for part in self.query.split(b"&") if self.query else ():
+            name, _, value = part.partition(b"=")
+            self.params.setdefault(unquote_to_bytes(name).decode("latin-1"), unquote_to_bytes(value).decode("latin-1"))
+
+    def header(self, name):
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+
+def _signed_headers(text, facts):
+    """The SignedHeaders list, checked: host is signed, and so is every x-amz-* header sent."""
+    signed = text.split(";")
+    if "host" not in signed:
+        raise AccessDenied("The host header must be signed.")
+    unsigned = sorted(name for name in facts.headers if name.startswith("x-amz-") and name not in signed)
+    if unsigned:
+        raise AccessDenied(
+            "There were headers present in the request which were not signed", HeadersNotSigned=", ".join(unsigned)
+        )
+    return signed
+
+
+def _host_variants(headers):
+    """The headers as sent and, if the Host has capitals, with it lower-cased.
+
+    Host names are case-insensitive and botocore signs the host lower-cased
+    (``urlsplit().hostname``) whatever the case it sends.
+    """
+    host = headers.get("host")
+    if not host or host[0] == host[0].lower():
+        return [headers]
+    return [headers, {**headers, "host": [host[0].lower()]}]
+
+
+def _check_payload_hash(value):
+    if value in (sigv4.UNSIGNED_PAYLOAD, *sigv4.STREAMING_MODES):
+        return
+    if len(value) != 64 or not _HEX.issuperset(value):
+        raise InvalidArgument(
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER "
+            "or a valid sha256 value.",
+            ArgumentName="x-amz-content-sha256",
+            ArgumentValue=value,
+        )
+
+
+def _presigned_expires(text):
+    try:
+        expires = int(text)
+    except ValueError:
+        raise InvalidArgument(
+            "X-Amz-Expires should be a number", ArgumentName="X-Amz-Expires", ArgumentValue=text
+        ) from None
+    if expires <= 0:
+        raise InvalidArgument("X-Amz-Expires must be non-negative", ArgumentName="X-Amz-Expires", ArgumentValue=text)
+    if expires > MAX_PRESIGNED_EXPIRES:
+        raise InvalidArgument(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            ArgumentName="X-Amz-Expires",
+            ArgumentValue=text,
+        )
+    return expires
+
+
+def _amz_date(text):
+    """Unix time of a ``YYYYMMDDTHHMMSSZ`` timestamp."""
+    try:
+        return calendar.timegm(time.strptime(text or "", "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header") from None
+
+
+def _http_date(text):
+    parsed = parsedate_tz(text) if text else None
+    if parsed is None:
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    return mktime_tz(parsed)
+
+
+def _same(expected, provided):
+    return hmac.compare_digest(expected.encode(), provided.encode("latin-1"))
+
+
+def _mismatch(access_key, provided, to_sign, **details):
+    return SignatureDoesNotMatch(
+        AWSAccessKeyId=access_key,
+        StringToSign=to_sign.decode("latin-1"),
+        SignatureProvided=provided,
+        StringToSignBytes=" ".join(f"{b:02x}" for b in to_sign),
+        **details,
+    )
+
+
+def _iso(timestamp):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -1,0 +1,110 @@
+"""AWS Signature Version 4 for S3: canonical request, signing key, chunk and trailer signatures.
+
+Pure functions over the request as it arrived (raw path, raw query, header
+values as sent), so they can be checked against AWS's published examples.
+"""
+
+import functools
+import hashlib
+import hmac
+import re
+from urllib.parse import quote, unquote_to_bytes
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_MODES = frozenset({STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER})
+
+_SPACES = re.compile(r"\s+")
+
+
+def canonical_uris(path):
+    """The canonical URIs a client may have signed for a raw *path*.
+
+    S3 clients sign the path as they sent it (botocore does not normalise
+    it); others encode it per the spec from the decoded path. Both are the
+    same path, so accepting either relaxes nothing.
+    """
+    as_sent = path.decode("latin-1")
+    encoded = quote(unquote_to_bytes(path), safe="/~")
+    return [as_sent] if encoded == as_sent else [as_sent, encoded]
+
+
+def canonical_queries(query, exclude=()):
+    """The canonical query strings a client may have signed for a raw *query*.
+
+    The spec's form re-encodes every name and value; botocore, handed a URL
+    with its query already in it, signs the pairs as they are in the URL.
+    Both describe the same parameters.
+    """
+    encoded = canonical_query(query, exclude)
+    pairs = []
+    for part in query.split(b"&") if query else ():
+        name, _, value = part.partition(b"=")
+        if part and unquote_to_bytes(name).decode("latin-1") not in exclude:
+            pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+    as_sent = "&".join(f"{name}={value}" for name, value in sorted(pairs))
+    return [encoded] if as_sent == encoded else [encoded, as_sent]
+
+
+def canonical_query(query, exclude=()):
+    """Names and values URI-encoded, sorted; *query* is the raw query bytes."""
+    pairs = []
+    for part in query.split(b"&") if query else ():
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        name, value = unquote_to_bytes(name), unquote_to_bytes(value)
+        if name.decode("latin-1") in exclude:
+            continue
+        pairs.append((quote(name, safe="~"), quote(value, safe="~")))
+    pairs.sort()
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def canonical_headers(headers, signed):
+    """*headers*: ``{lower-case name: [values]}``; *signed*: the SignedHeaders names."""
+    lines = []
+    for name in signed:
+        values = headers.get(name, [])
+        lines.append(f"{name}:{','.join(_SPACES.sub(' ', v.strip()) for v in values)}\n")
+    return "".join(lines)
+
+
+def canonical_request(method, uri, query, headers, signed, payload_hash):
+    return "\n".join([method, uri, query, canonical_headers(headers, signed), ";".join(signed), payload_hash]).encode(
+        "latin-1"
+    )
+
+
+def string_to_sign(timestamp, scope, request_bytes):
+    return f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashlib.sha256(request_bytes).hexdigest()}"
+
+
+@functools.lru_cache(maxsize=1024)
+def signing_key(secret, date, region, service="s3"):
+    key = _hmac(("AWS4" + secret).encode(), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    return _hmac(key, "aws4_request")
+
+
+def signature(key, to_sign):
+    return hmac.new(key, to_sign.encode("latin-1"), hashlib.sha256).hexdigest()
+
+
+def chunk_string_to_sign(timestamp, scope, previous, chunk_sha256):
+    return f"{ALGORITHM}-PAYLOAD\n{timestamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n{chunk_sha256}"
+
+
+def trailer_string_to_sign(timestamp, scope, previous, trailers):
+    """*trailers*: (name, value) pairs as received, without the signature itself."""
+    canonical = "".join(f"{name}:{value}\n" for name, value in trailers).encode("latin-1")
+    return f"{ALGORITHM}-TRAILER\n{timestamp}\n{scope}\n{previous}\n{hashlib.sha256(canonical).hexdigest()}"
+
+
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
