@@ -17,6 +17,8 @@ setup(
         "service_identity>=24.1",
         "cryptography>=42",
         "lxml>=5.0",
+        # CRC32C and CRC64NVME for x-amz-checksum-* (the standard library has neither).
+        "awscrt>=0.23",
     ],
     extras_require={
         "test": [
@@ -32,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "objectstore = objectstore.cli:main",
+            "objectstore-manage = objectstore.manage:main",
         ],
     },
     classifiers=[

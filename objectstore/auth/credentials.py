@@ -1,8 +1,11 @@
 """Users and their access keys, kept in the metadata database.
 
-The database file is created 0600: it is where the secrets live.
+The database file is created 0600: it is where the secrets live. The server
+reads it; ``objectstore-manage`` changes it, possibly from another process
+while the server runs, which is why looked-up keys are trusted only briefly.
 """
 
+import re
 import secrets
 import string
 import time
@@ -12,6 +15,68 @@ from dataclasses import dataclass
 from objectstore.errors import InvalidAccessKeyId
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
+# The characters and length AWS IAM allows in a user name: no spaces, so a
+# name is one word in objectstore-manage's output.
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_DISPLAY_NAME_MAX = 128
+# The user the server seeds (and re-seeds at start) from the environment.
+ADMIN_NAME = "admin"
+
+
+class CredentialsError(Exception):
+    """A change to users or keys that the store refuses (a management error, not an S3 one)."""
+
+
+class InvalidUserName(CredentialsError):
+    def __init__(self, name):
+        super().__init__(f"invalid user name {name!r}: use 1 to 64 letters, digits or any of + = , . @ _ -")
+
+
+class InvalidDisplayName(CredentialsError):
+    def __init__(self, display_name):
+        super().__init__(f"invalid display name {display_name!r}: use 1 to {_DISPLAY_NAME_MAX} printable characters")
+
+
+class UserExists(CredentialsError):
+    def __init__(self, name):
+        super().__init__(f"a user named {name!r} already exists")
+
+
+class NoSuchUser(CredentialsError):
+    def __init__(self, name):
+        super().__init__(f"no user named {name!r}")
+
+
+class AccessKeyExists(CredentialsError):
+    def __init__(self, access_key):
+        super().__init__(f"access key {access_key} is already in use")
+
+
+class NoSuchAccessKey(CredentialsError):
+    def __init__(self, access_key):
+        super().__init__(f"no access key {access_key!r}")
+
+
+class UserOwnsBuckets(CredentialsError):
+    def __init__(self, name, buckets):
+        shown = ", ".join(buckets[:10]) + (", ..." if len(buckets) > 10 else "")
+        super().__init__(
+            f"user {name!r} still owns {len(buckets)} bucket(s): {shown}; "
+            "empty and delete them first (a bucket nobody owns could not be managed)"
+        )
+        self.buckets = buckets
+
+
+class AdminIsPermanent(CredentialsError):
+    def __init__(self):
+        super().__init__(
+            f"the {ADMIN_NAME!r} user cannot be deleted (the server creates it again at start); delete its keys instead"
+        )
+
+
+class AdminNameReserved(CredentialsError):
+    def __init__(self):
+        super().__init__(f"{ADMIN_NAME!r} is the name of the administrator the server seeds: it can only be an admin")
 
 
 @dataclass(frozen=True)
@@ -36,6 +101,14 @@ class Caller:
 
 
 ANONYMOUS = Caller()
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """A key as listed: never its secret, which is shown once, when it is made."""
+
+    access_key: str
+    created: float
 
 
 def new_access_key():
@@ -97,13 +170,18 @@ class Credentials:
             for r in self.meta.reader().execute("SELECT id, name, display_name, admin FROM users ORDER BY name")
         ]
 
-    def create_user(self, name, admin=False, access_key=None, secret=None):
+    def create_user(self, name, admin=False, access_key=None, secret=None, display_name=None):
         """Create a user with one key pair (synchronously: set-up and management only)."""
-        user = User(uuid.uuid4().hex + uuid.uuid4().hex, name, name, admin)
+        display_name = name if display_name is None else display_name
+        _check_names(name, display_name, admin)
+        user = User(uuid.uuid4().hex + uuid.uuid4().hex, name, display_name, admin)
         access_key = access_key or new_access_key()
         secret = secret or new_secret_key()
 
         def create(conn):
+            # Checked inside the transaction: two managers racing cannot both win.
+            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise UserExists(name)
             conn.execute(
                 "INSERT INTO users (id, name, display_name, admin, created) VALUES (?, ?, ?, ?, ?)",
                 (user.id, user.name, user.display_name, int(admin), time.time()),
@@ -116,7 +194,14 @@ class Credentials:
     def add_key(self, user, access_key=None, secret=None):
         access_key = access_key or new_access_key()
         secret = secret or new_secret_key()
-        self.meta.write_now(lambda conn: _insert_key(conn, user.id, access_key, secret))
+
+        def add(conn):
+            # The user may have been deleted since it was looked up.
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user.id,)).fetchone() is None:
+                raise NoSuchUser(user.name)
+            _insert_key(conn, user.id, access_key, secret)
+
+        self.meta.write_now(add)
         return access_key, secret
 
     def keys(self, user):
@@ -128,15 +213,87 @@ class Credentials:
             )
         ]
 
+    def access_keys(self, user):
+        """The user's keys, oldest first, without their secrets."""
+        return [
+            AccessKey(k, created)
+            for k, created in self.meta.reader().execute(
+                "SELECT access_key, created FROM access_keys WHERE user_id = ? ORDER BY created, access_key",
+                (user.id,),
+            )
+        ]
+
+    def key_counts(self):
+        """{user id: number of access keys} for every user with a key."""
+        return dict(self.meta.reader().execute("SELECT user_id, COUNT(*) FROM access_keys GROUP BY user_id"))
+
+    def delete_user(self, name):
+        """Delete a user and its keys; the number of keys deleted.
+
+        Refused while the user owns a bucket: nobody could manage a bucket
+        whose owner is gone. Objects it wrote in other users' buckets stay,
+        under their bucket owner's control.
+        """
+        if name == ADMIN_NAME:
+            raise AdminIsPermanent()
+
+        def delete(conn):
+            row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NoSuchUser(name)
+            user_id = row[0]
+            buckets = [b for (b,) in conn.execute("SELECT name FROM buckets WHERE owner = ? ORDER BY name", (user_id,))]
+            if buckets:
+                raise UserOwnsBuckets(name, buckets)
+            keys = [k for (k,) in conn.execute("SELECT access_key FROM access_keys WHERE user_id = ?", (user_id,))]
+            conn.execute("DELETE FROM access_keys WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return keys
+
+        keys = self.meta.write_now(delete)
+        self._forget(keys)
+        return len(keys)
+
+    def delete_key(self, access_key):
+        """Delete one access key; the name of the user that held it."""
+
+        def delete(conn):
+            row = conn.execute(
+                "SELECT u.name FROM access_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.access_key = ?",
+                (access_key,),
+            ).fetchone()
+            if row is None:
+                raise NoSuchAccessKey(access_key)
+            conn.execute("DELETE FROM access_keys WHERE access_key = ?", (access_key,))
+            return row[0]
+
+        owner = self.meta.write_now(delete)
+        self._forget([access_key])
+        return owner
+
+    def _forget(self, access_keys):
+        """Drop deleted keys from this process's cache at once (other processes wait for expiry)."""
+        for access_key in access_keys:
+            self._callers.pop(access_key, None)
+
+
+def _check_names(name, display_name, admin):
+    if not isinstance(name, str) or not _USER_NAME.fullmatch(name):
+        raise InvalidUserName(name)
+    if name == ADMIN_NAME and not admin:
+        raise AdminNameReserved()
+    # Printable: the display name goes into S3 XML, where control characters cannot.
+    if not display_name.strip() or len(display_name) > _DISPLAY_NAME_MAX or not display_name.isprintable():
+        raise InvalidDisplayName(display_name)
+
 
 def _insert_key(conn, user_id, access_key, secret):
+    if conn.execute("SELECT 1 FROM access_keys WHERE access_key = ?", (access_key,)).fetchone():
+        raise AccessKeyExists(access_key)
     conn.execute(
         "INSERT INTO access_keys (access_key, secret, user_id, created) VALUES (?, ?, ?, ?)",
         (access_key, secret, user_id, time.time()),
     )
-
-
-ADMIN_NAME = "admin"
 
 
 def ensure_admin(credentials, access_key=None, secret=None):

@@ -1,0 +1,360 @@
+"""``objectstore-manage``: the users and access keys of a data folder.
+
+It works whether or not a server runs on the folder. The server holds the
+folder's lock, so this opens no Store: only the metadata database, writing
+synchronously in its own transactions (SQLite's WAL lets both processes work
+on it at once). A running server sees a new key at its first use and stops
+accepting a deleted one within ``Credentials.CACHE_SECONDS``.
+
+Output is plain text for scripts: ``name=value`` lines for what is created,
+tables with a header line for listings. Errors go to stderr, with exit
+status 1 (refused) or 2 (bad command line).
+"""
+
+import getopt
+import os
+import sqlite3
+import sys
+import time
+
+from twisted.python import usage
+
+from objectstore import config as configuration
+from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
+from objectstore.errors import S3Error
+from objectstore.storage.meta import Metadata
+
+PROG = "objectstore-manage"
+# The index file inside the data folder, as the Store names it.
+META_FILE = "meta.sqlite"
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class ManageError(Exception):
+    """A problem with the data folder or settings, reported as it is."""
+
+
+class _Command(usage.Options):
+    """A command of the tree; --data-dir and --config are accepted at every level."""
+
+    optParameters = [
+        ["data-dir", "d", None, "Data folder of the object store, as given to the server [default: ./data]."],
+        ["config", "c", None, "The server's INI file: its data_dir is used unless --data-dir is given."],
+    ]
+    synopsis = "[options]"
+    longdesc = ""
+
+    def words(self):
+        """The command's words after the program name, e.g. ['user', 'create']."""
+        words, node = [], self
+        while node.parent is not None:
+            words.insert(0, node.parent.subCommand)
+            node = node.parent
+        return words
+
+    def command_line(self):
+        return " ".join([PROG, *self.words()])
+
+    def getSynopsis(self):
+        return f"Usage: {self.command_line()} {self.synopsis}"
+
+    def setting(self, name):
+        """An option given at this level or, failing that, at the nearest level above."""
+        node = self
+        while node is not None:
+            if node.get(name) is not None:
+                return node[name]
+            node = node.parent
+        return None
+
+    def data_dir(self):
+        config = configuration.Config()
+        if self.setting("config"):
+            config = configuration.from_file(self.setting("config"), config)
+        return self.setting("data-dir") or config.data_dir or configuration.Config.data_dir
+
+
+class _Group(_Command):
+    """A command that only chooses among its sub-commands."""
+
+    synopsis = "[options] COMMAND [ARGS]"
+
+    def postOptions(self):
+        if self.subCommand is None:
+            names = ", ".join(name for name, _, _, _ in self.subCommands)
+            raise usage.UsageError(f"missing command (one of: {names})")
+
+
+class _Leaf(_Command):
+    """A command that does something: ``run(credentials, out)``."""
+
+    # Positional arguments, in order; each is stored under its lower-cased name.
+    arguments = ()
+    # Whether the command may make a new data folder (only commands that add users or keys).
+    creates = False
+
+    @property
+    def synopsis(self):
+        return " ".join(["[options]", *self.arguments])
+
+    def parseOptions(self, options=None):
+        """Options may follow the arguments too (``user create NAME --admin``), as with GNU tools.
+
+        Twisted's parser stops at the first argument; so the options found
+        anywhere are moved ahead of the arguments first ("--" still ends them).
+        """
+        try:
+            found, args = getopt.gnu_getopt(list(options or ()), self.shortOpt, self.longOpt)
+        except getopt.GetoptError as e:
+            raise usage.UsageError(str(e)) from e
+        ordered = []
+        for option, value in found:
+            takes_value = option[2:] + "=" in self.longOpt or option[1:] + ":" in self.shortOpt
+            ordered += [option, value] if takes_value else [option]
+        super().parseOptions([*ordered, "--", *args])
+
+    def parseArgs(self, *args):
+        if len(args) != len(self.arguments):
+            expected = " ".join(self.arguments) or "no arguments"
+            raise usage.UsageError(f"expected {expected}, got {len(args)} argument(s)")
+        for name, value in zip(self.arguments, args, strict=True):
+            self[name.lower()] = value
+
+    def run(self, credentials, out):
+        raise NotImplementedError
+
+
+# -- users ---------------------------------------------------------------
+
+
+class UserCreate(_Leaf):
+    arguments = ("NAME",)
+    creates = True
+    longdesc = (
+        "Create a user with one access key pair and print them as name=value lines "
+        "(name, id, admin, access_key, secret_key). The secret is shown only here: "
+        "keep it. NAME is 1 to 64 letters, digits or + = , . @ _ -."
+    )
+    optFlags = [["admin", None, "Make the user an administrator (it may act on every bucket)."]]
+    optParameters = [["display-name", None, None, "The name S3 clients see as the owner's [default: NAME]."]]
+
+    def run(self, credentials, out):
+        user, access_key, secret = credentials.create_user(
+            self["name"], admin=bool(self["admin"]), display_name=self["display-name"]
+        )
+        _pairs(
+            out,
+            name=user.name,
+            id=user.id,
+            admin=_yes_no(user.admin),
+            access_key=access_key,
+            secret_key=secret,
+        )
+
+
+class UserList(_Leaf):
+    longdesc = (
+        "List the users, one per line under a header: NAME, ID (the canonical owner id), "
+        "ADMIN (yes/no), KEYS (how many access keys) and DISPLAY_NAME (last: it may contain spaces)."
+    )
+
+    def run(self, credentials, out):
+        counts = credentials.key_counts()
+        rows = [(u.name, u.id, _yes_no(u.admin), str(counts.get(u.id, 0)), u.display_name) for u in credentials.users()]
+        _table(out, ("NAME", "ID", "ADMIN", "KEYS", "DISPLAY_NAME"), rows)
+
+
+class UserDelete(_Leaf):
+    arguments = ("NAME",)
+    longdesc = (
+        "Delete a user and all of its access keys. Refused while the user owns buckets: "
+        "empty and delete them first. Objects it wrote into other users' buckets stay there. "
+        "The admin user cannot be deleted (the server seeds it again at start)."
+    )
+
+    def run(self, credentials, out):
+        deleted = credentials.delete_user(self["name"])
+        print(f"deleted user {self['name']} and {deleted} access key(s)", file=out)
+
+
+class UserOptions(_Group):
+    longdesc = "Create, list and delete users."
+    subCommands = [
+        ["create", None, UserCreate, "Create a user and print its first key pair."],
+        ["list", None, UserList, "List users: name, id, admin flag, key count, display name."],
+        ["delete", None, UserDelete, "Delete a user and its keys (refused while it owns buckets)."],
+    ]
+
+
+# -- keys ----------------------------------------------------------------
+
+
+class KeyCreate(_Leaf):
+    arguments = ("USER",)
+    longdesc = (
+        "Give USER another access key pair and print it as access_key=... and secret_key=... "
+        "lines. The secret is shown only here: keep it."
+    )
+
+    def run(self, credentials, out):
+        user = _user(credentials, self["user"])
+        access_key, secret = credentials.add_key(user)
+        _pairs(out, access_key=access_key, secret_key=secret)
+
+
+class KeyList(_Leaf):
+    arguments = ("USER",)
+    longdesc = (
+        "List USER's access keys, oldest first, under a header: ACCESS_KEY and CREATED (UTC). "
+        "Secrets are not shown: they are printed once, when the key is created."
+    )
+
+    def run(self, credentials, out):
+        user = _user(credentials, self["user"])
+        rows = [(k.access_key, _utc(k.created)) for k in credentials.access_keys(user)]
+        _table(out, ("ACCESS_KEY", "CREATED"), rows)
+
+
+class KeyDelete(_Leaf):
+    arguments = ("ACCESS_KEY",)
+    longdesc = (
+        "Delete an access key. A running server refuses it within a few seconds. "
+        "A key the server takes from OBJECTSTORE_ACCESS_KEY comes back at its next start."
+    )
+
+    def run(self, credentials, out):
+        owner = credentials.delete_key(self["access_key"])
+        print(f"deleted access key {self['access_key']} of user {owner}", file=out)
+
+
+class KeyOptions(_Group):
+    longdesc = "Create, list and delete access keys."
+    subCommands = [
+        ["create", None, KeyCreate, "Give a user another key pair and print it."],
+        ["list", None, KeyList, "List a user's access keys (not their secrets)."],
+        ["delete", None, KeyDelete, "Delete an access key."],
+    ]
+
+
+class Options(_Group):
+    synopsis = "[options] (user | key) COMMAND [ARGS]"
+    longdesc = (
+        "Manage the users and access keys of an objectstore data folder, whether or not the server "
+        f"is running on it. Run '{PROG} user --help' or '{PROG} key --help' for the commands."
+    )
+    subCommands = [
+        ["user", None, UserOptions, "Users: create, list, delete."],
+        ["key", None, KeyOptions, "Access keys: create, list, delete."],
+    ]
+
+
+# -- running -------------------------------------------------------------
+
+
+def open_credentials(data_dir, create):
+    """Credentials over the data folder's metadata database alone (never the Store: see above)."""
+    path = os.path.join(data_dir, META_FILE)
+    if not os.path.exists(path):
+        if not create:
+            raise ManageError(
+                f"no objectstore data in {data_dir} ({META_FILE} is missing): check --data-dir or --config"
+            )
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        _complain(f"note: starting a new data folder in {data_dir}")
+    try:
+        # Synchronous, durable writes only (write_now): no writer thread, so no reactor.
+        return Credentials(Metadata(path, durable=True, reactor=None))
+    except sqlite3.Error as e:
+        raise ManageError(f"cannot open {path}: {e}") from e
+
+
+def main(argv=None):
+    """Run one command; the exit status (0: done, 1: refused, 2: bad command line)."""
+    try:
+        return _run(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:
+        # The reader went away (``user list | head``): no traceback, and none
+        # at exit either, when Python flushes what is left for it.
+        _silence_stdout()
+        return EXIT_REFUSED
+
+
+def _run(argv):
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        _complain(f"{e}\nRun '{_deepest(options).command_line()} --help' for usage.")
+        return EXIT_USAGE
+    except SystemExit as e:  # --help printed the usage
+        return e.code
+    command = _deepest(options)
+    try:
+        credentials = open_credentials(command.data_dir(), create=command.creates)
+    except (ManageError, configuration.ConfigError, OSError) as e:
+        _complain(str(e))
+        return EXIT_REFUSED
+    try:
+        command.run(credentials, sys.stdout)
+    except (CredentialsError, S3Error) as e:
+        _complain(str(e))
+        return EXIT_REFUSED
+    except sqlite3.Error as e:
+        _complain(f"metadata database error: {e}")
+        return EXIT_REFUSED
+    finally:
+        credentials.meta.close()
+    return 0
+
+
+def _silence_stdout():
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (e.g. captured by a test)
+        pass
+
+
+def _deepest(options):
+    """The sub-command parsed last (the one that failed, if parsing failed)."""
+    while getattr(options, "subOptions", None) is not None:
+        options = options.subOptions
+    return options
+
+
+def _user(credentials, name):
+    user = credentials.user(name)
+    if user is None:
+        raise NoSuchUser(name)
+    return user
+
+
+def _complain(message):
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _pairs(out, **values):
+    for name, value in values.items():
+        print(f"{name}={value}", file=out)
+
+
+def _table(out, header, rows):
+    """Columns padded to line up; the last one unpadded (it may contain spaces)."""
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)] + [line[-1]]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def _yes_no(flag):
+    return "yes" if flag else "no"
+
+
+def _utc(timestamp):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
