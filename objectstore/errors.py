@@ -103,3 +103,21 @@ ReplicationConfigurationNotFoundError = _error(
     "ReplicationConfigurationNotFoundError", 404, "The replication configuration was not found"
 )
 MetadataTooLarge = _error("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
+MalformedTrailerError = _error(
+    "MalformedTrailerError",
+    400,
+    "The request contained trailing data that was not well-formed or did not conform to our published schema.",
+)
+MalformedACLError = _error(
+    "MalformedACLError",
+    400,
+    "The XML you provided was not well-formed or did not validate against our published schema",
+)
+UnresolvableGrantByEmailAddress = _error(
+    "UnresolvableGrantByEmailAddress", 400, "The e-mail address you provided does not match any account on record."
+)
+UnexpectedContent = _error("UnexpectedContent", 400, "This request does not support content")
+MissingSecurityHeader = _error("MissingSecurityHeader", 400, "Your request was missing a required header")
+OperationAborted = _error(
+    "OperationAborted", 409, "A conflicting conditional operation is currently in progress against this resource."
+)

@@ -2,12 +2,22 @@
 
 An ACL is plain data (stored as JSON): the owner's id and a list of grants,
 each a grantee (a canonical user id or a group URI) and a permission.
+
+What each permission allows is S3's: on a bucket, READ lists it and WRITE
+creates, overwrites and deletes any object in it; on an object, READ reads
+it (WRITE means nothing there); READ_ACP and WRITE_ACP read and replace the
+ACL itself. A bucket's owner reads an object in it only if the object's ACL
+says so (``bucket-owner-read`` / ``bucket-owner-full-control``).
 """
 
 from objectstore.errors import InvalidArgument
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+# A group AWS knows: grants to it are kept (so ACLs round-trip) but no caller belongs to it.
+LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
+GROUPS = (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY)
+# The image registry reads bundles as this user: ``aws-exec-read`` grants it READ.
 EXEC_READ_USER = "objectstore:image-registry"
 
 READ = "READ"
@@ -16,6 +26,16 @@ READ_ACP = "READ_ACP"
 WRITE_ACP = "WRITE_ACP"
 FULL_CONTROL = "FULL_CONTROL"
 PERMISSIONS = (READ, WRITE, READ_ACP, WRITE_ACP, FULL_CONTROL)
+
+CANNED = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
 
 
 def user_grant(user_id, permission):
@@ -27,7 +47,12 @@ def group_grant(uri, permission):
 
 
 def canned(name, owner, bucket_owner=None):
-    """The ACL a canned name (``x-amz-acl``) stands for."""
+    """The ACL a canned name (``x-amz-acl``) stands for.
+
+    *bucket_owner* is the owner of the bucket an object goes into (None for
+    a bucket itself): the ``bucket-owner-*`` names grant it something only
+    when it is not the object's owner, and mean ``private`` on a bucket.
+    """
     grants = [user_grant(owner, FULL_CONTROL)]
     if name == "private":
         pass
@@ -51,7 +76,10 @@ def canned(name, owner, bucket_owner=None):
 def allows(acl, caller, permission):
     """Does *acl* give *caller* (a Caller) *permission*?
 
-    Admins may do anything; owners always keep READ_ACP and WRITE_ACP, as in S3.
+    Admins may do anything; owners always keep READ_ACP and WRITE_ACP, as in
+    S3, so an owner who revoked their own grants can still restore them.
+    AllUsers is everyone, anonymous callers included; AuthenticatedUsers is
+    anyone who signed with a valid key.
     """
     user = caller.user
     if user is not None:

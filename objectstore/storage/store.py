@@ -362,6 +362,40 @@ class Store:
         conn.execute("DELETE FROM objects WHERE id = ?", row)
         return blobs
 
+    def set_object_acl(self, bucket, key, acl, expected):
+        """Give ``bucket/key`` *acl* if it is still the object *expected* (an ObjectInfo read before).
+
+        A Deferred of whether it was. The caller checked its right to change
+        the ACL against *expected*: an overwrite (or another ACL change)
+        committing meanwhile must not receive an ACL decided for what it
+        replaced, so check and update are one statement. The object keeps
+        its Last-Modified, as in S3.
+        """
+
+        def update(conn):
+            cur = conn.execute(
+                "UPDATE objects SET acl = ? WHERE bucket = ? AND key = ? AND modified = ? AND etag = ?"
+                " AND owner = ? AND acl = ?",
+                (
+                    json.dumps(acl),
+                    bucket,
+                    key,
+                    expected.modified,
+                    expected.etag,
+                    expected.owner,
+                    json.dumps(expected.acl),
+                ),
+            )
+            if cur.rowcount:
+                return True
+            if conn.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is None:
+                if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
+                    raise NoSuchBucket(BucketName=bucket)
+                raise NoSuchKey(Key=key)
+            return False
+
+        return self._write(update)
+
     def delete_object(self, bucket, key):
         return self.delete_objects(bucket, [key])
 

@@ -109,6 +109,11 @@ class AwsChunkedDecoder:
             view = self._state(view)
 
     def finish(self):
+        if self._state == self._trailer_line and not self._line:
+            # AWS takes a body that ends after its trailer lines without the
+            # closing empty line.
+            self.observer.trailers_received(self.trailers)
+            self._state = self._done
         if self._state != self._done:
             raise IncompleteBody("The aws-chunked body ended before its final chunk.")
         if self.decoded_length is not None and self.decoded != self.decoded_length:
@@ -184,8 +189,8 @@ class AwsChunkedDecoder:
         return view
 
     def _done(self, view):
-        if bytes(view).strip(b"\r\n"):
-            raise InvalidRequest("Data after the end of the aws-chunked body.")
+        # AWS ignores whatever follows the end of the aws-chunked body; it is
+        # not part of the object either way.
         return view[len(view) :]
 
     def _take_line(self, view):

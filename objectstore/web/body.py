@@ -5,7 +5,9 @@ import binascii
 import hashlib
 import io
 
+from objectstore.checksums import trailer_value
 from objectstore.errors import BadDigest, EntityTooLarge, InvalidDigest, MalformedXML
+from objectstore.web.awschunked import ChunkObserver
 
 MAX_OBJECT_SIZE = 5 * 1024**3
 
@@ -41,23 +43,50 @@ class BufferedBody:
 
 
 class UploadBody:
-    """An object's bytes, streamed into a storage writer and checked on the way."""
+    """An object's bytes, streamed into a storage writer and checked on the way.
 
-    def __init__(self, writer, content_md5=None, max_size=MAX_OBJECT_SIZE):
+    *checksum* (a RequestChecksum, or None) is computed over the same bytes
+    as the MD5; once the body is complete and checked, ``checksums`` holds
+    what to store with the object.
+    """
+
+    def __init__(self, writer, content_md5=None, max_size=MAX_OBJECT_SIZE, checksum=None):
         self.writer = writer
         self._expected_md5 = content_md5
         self._max_size = max_size
+        self.checksum = checksum
+        self.checksums = {}
 
     def write(self, data):
         if self.writer.size + len(data) > self._max_size:
             raise EntityTooLarge(ProposedSize=self.writer.size + len(data), MaxSizeAllowed=self._max_size)
+        if self.checksum is not None:
+            self.checksum.update(data)
         self.writer.write(data)
 
     def finish(self):
         check_md5(self._expected_md5, self.writer.md5)
+        if self.checksum is not None:
+            self.checksums = self.checksum.verify()
 
     def abort(self):
         self.writer.abort()
+
+
+class TrailerChecksum(ChunkObserver):
+    """Hands an aws-chunked trailer's checksum to the upload's RequestChecksum (or None).
+
+    The payload itself is hashed by UploadBody, which sees the same decoded
+    bytes whether or not the body was framed; this only reads the trailer.
+    """
+
+    def __init__(self, checksum):
+        self._checksum = checksum
+
+    def trailers_received(self, trailers):
+        value = trailer_value(trailers, self._checksum.trailer if self._checksum else None)
+        if value is not None:
+            self._checksum.trailer_received(value)
 
 
 def check_md5(expected, md5):

@@ -4,6 +4,7 @@ from objectstore import xmlio
 from objectstore.auth import acl as acls
 from objectstore.errors import (
     InvalidLocationConstraint,
+    MalformedACLError,
     MalformedXML,
     NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
@@ -20,6 +21,7 @@ from objectstore.errors import (
 from objectstore.storage.names import check_bucket_name, check_key
 from objectstore.web import listing
 from objectstore.web.access import require, require_owner, require_user
+from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.body import BufferedBody, parse_content_md5
 from objectstore.web.formats import acl_document
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
@@ -53,7 +55,7 @@ class BucketResource(S3Resource):
         user = require_user(request)
         check_bucket_name(self.name)
         self._check_location(request.body.value())
-        acl = acls.canned(request.getHeaderText(b"x-amz-acl", "private"), user.id)
+        acl = acl_from_headers(acl_headers(request), user.id, self.app.credentials) or acls.canned("private", user.id)
         await self.store.create_bucket(self.name, user.id, self.app.config.region, acl)
         request.setHeader(b"Location", b"/" + self.name.encode())
         send_empty(request)
@@ -167,6 +169,19 @@ class BucketResource(S3Resource):
     async def get_acl(self, request):
         bucket = self.bucket(request, acls.READ_ACP)
         send_xml(request, acl_document(bucket.acl, self.app.credentials))
+
+    def receive_put_acl(self, request, length):
+        # Refused before the document is read when the caller may not change the ACL.
+        self.bucket(request, acls.WRITE_ACP)
+        content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
+        return BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5)
+
+    @operation("PUT", "acl")
+    async def put_acl(self, request):
+        bucket = self.bucket(request, acls.WRITE_ACP)
+        acl = requested_policy(request, bucket.owner, self.app.credentials)
+        await self.store.set_bucket_acl(self.name, acl)
+        send_empty(request)
 
     @operation("GET", "versioning")
     async def get_versioning(self, request):

@@ -4,17 +4,22 @@ from urllib.parse import unquote_to_bytes
 
 from objectstore import xmlio
 from objectstore.auth import acl as acls
+from objectstore.checksums import checksum_type, header_name, requested_checksum
 from objectstore.errors import (
     EntityTooLarge,
     InvalidArgument,
     InvalidRequest,
+    MalformedACLError,
+    MalformedTrailerError,
     MetadataTooLarge,
     MissingContentLength,
+    OperationAborted,
 )
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.access import require
+from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws_chunked, strip_aws_chunked
-from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, UploadBody, parse_content_md5
+from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum, UploadBody, parse_content_md5
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
 from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
@@ -43,6 +48,8 @@ RESPONSE_OVERRIDES = {
 META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048
 MAX_COPY_SOURCE_SIZE = 5 * 1024**3
+# PutObjectAcl tries again when the object changes under it; a key overwritten this often gives up.
+PUT_ACL_ATTEMPTS = 3
 
 
 class ObjectResource(S3Resource):
@@ -70,15 +77,22 @@ class ObjectResource(S3Resource):
         if size is not None and size > MAX_OBJECT_SIZE:
             raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_OBJECT_SIZE)
         md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        request.upload = UploadBody(self.store.new_writer(), content_md5=md5)
+        checksum = requested_checksum(_lower_headers(request))
+        if checksum is not None and checksum.trailer is not None and not framed:
+            # Only an aws-chunked body has a trailer to carry the announced checksum.
+            raise MalformedTrailerError()
+        request.upload = UploadBody(self.store.new_writer(), content_md5=md5, checksum=checksum)
         if framed:
-            return AwsChunkedDecoder(request.upload, decoded_length=size, observers=request.auth.chunk_observers())
+            observers = [*request.auth.chunk_observers(), TrailerChecksum(checksum)]
+            return AwsChunkedDecoder(request.upload, decoded_length=size, observers=observers)
         return request.upload
 
     def _canned_acl(self, request, bucket):
+        """The ACL an upload or copy asks for (x-amz-acl or x-amz-grant-*); private if none."""
         # An anonymous upload (to a public-read-write bucket) belongs to the bucket's owner.
         owner = request.caller.user.id if request.caller.user else bucket.owner
-        return acls.canned(request.getHeaderText(b"x-amz-acl", "private"), owner, bucket_owner=bucket.owner)
+        asked = acl_from_headers(acl_headers(request), owner, self.app.credentials, bucket_owner=bucket.owner)
+        return asked or acls.canned("private", owner)
 
     @operation("PUT")
     async def put_object(self, request):
@@ -92,9 +106,10 @@ class ObjectResource(S3Resource):
             acl=request.upload_acl,
             headers=request.upload_headers,
             metadata=request.upload_metadata,
-            checksums={},
+            checksums=request.upload.checksums,
         )
         request.setHeader(b"ETag", info.quoted_etag.encode())
+        _checksum_headers(request, info)
         send_empty(request)
 
     async def copy_object(self, request):
@@ -186,6 +201,26 @@ class ObjectResource(S3Resource):
         require(request, info.acl, acls.READ_ACP)
         send_xml(request, acl_document(info.acl, self.app.credentials))
 
+    def receive_put_acl(self, request, length):
+        # Refused before the document is read when the caller may not change the ACL.
+        info = self.store.get_object(self.bucket_name, self.key)
+        require(request, info.acl, acls.WRITE_ACP)
+        content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
+        return BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5)
+
+    @operation("PUT", "acl")
+    async def put_acl(self, request):
+        bucket = self.store.get_bucket(self.bucket_name)
+        for _ in range(PUT_ACL_ATTEMPTS):
+            # Decided against one version of the object, and applied only to that version.
+            info = self.store.get_object(self.bucket_name, self.key)
+            require(request, info.acl, acls.WRITE_ACP)
+            acl = requested_policy(request, info.owner, self.app.credentials, bucket_owner=bucket.owner)
+            if await self.store.set_object_acl(self.bucket_name, self.key, acl, expected=info):
+                send_empty(request)
+                return
+        raise OperationAborted()
+
 
 def _answer_headers(request, info):
     """Status and headers of a GET or HEAD; the (first, last) bytes to send, or None for a 304.
@@ -194,6 +229,7 @@ def _answer_headers(request, info):
     must not carry its Content-Encoding or metadata onto an XML document.
     """
     require(request, info.acl, acls.READ)
+    checksum_mode = _checksum_mode(request)
     try:
         check_conditions(_lower_headers(request), info)
     except NotModified:
@@ -209,6 +245,9 @@ def _answer_headers(request, info):
         request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
     request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
     _describe(request, info)
+    if checksum_mode and (start, end) == (0, info.size - 1):
+        # A checksum describes the whole object: a range that is less gets none.
+        _checksum_headers(request, info)
     return start, end
 
 
@@ -233,6 +272,23 @@ def _describe(request, info):
         value = arg(request, parameter)
         if value is not None:
             request.setHeader(header.encode(), value.encode("utf-8"))
+
+
+def _checksum_mode(request):
+    """Does a GET or HEAD ask for the object's checksums (``x-amz-checksum-mode: ENABLED``)?"""
+    mode = request.getHeaderText(b"x-amz-checksum-mode")
+    if mode is None:
+        return False
+    if mode.strip().upper() != "ENABLED":
+        raise InvalidRequest("Value for x-amz-checksum-mode header is invalid.")
+    return True
+
+
+def _checksum_headers(request, info):
+    """``x-amz-checksum-<algorithm>`` and ``x-amz-checksum-type`` of the object's checksums."""
+    for algorithm, value in info.checksums.items():
+        request.setHeader(header_name(algorithm).encode(), value.encode("ascii"))
+        request.setHeader(b"x-amz-checksum-type", checksum_type(value).encode())
 
 
 def _close(body):

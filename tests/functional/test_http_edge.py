@@ -226,8 +226,8 @@ async def test_chunked_put_with_odd_chunk_sizes_is_stored_exactly(server, bucket
 class _SmallUploadBody(UploadBody):
     """UploadBody with a 100 KB cap instead of 5 GiB, to stream past it in a test."""
 
-    def __init__(self, writer, content_md5=None):
-        super().__init__(writer, content_md5, max_size=100_000)
+    def __init__(self, writer, **kwargs):
+        super().__init__(writer, **kwargs, max_size=100_000)
 
 
 @pytest_twisted.ensureDeferred

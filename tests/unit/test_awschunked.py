@@ -84,3 +84,19 @@ def test_malformed_framing_is_invalid_request(stream):
     decoder = AwsChunkedDecoder(Collect())
     with pytest.raises(InvalidRequest):
         decoder.write(stream)
+
+
+def test_a_trailer_without_its_closing_empty_line_is_taken_as_aws_takes_it():
+    sink = Collect()
+    decoder = AwsChunkedDecoder(sink)
+    decoder.write(b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32:NSRBwg==\r\n")
+    decoder.finish()
+    assert (sink.data, decoder.trailers) == (b"abc", {"x-amz-checksum-crc32": "NSRBwg=="})
+
+
+def test_bytes_after_the_end_are_not_part_of_the_object():
+    sink = Collect()
+    decoder = AwsChunkedDecoder(sink)
+    decoder.write(b"3\r\nabc\r\n0\r\n\r\ntrailing junk")
+    decoder.finish()
+    assert sink.data == b"abc"
