@@ -20,13 +20,12 @@ from objectstore.auth.credentials import ANONYMOUS
 from objectstore.auth.errors import (
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
-    MissingSecurityHeader,
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
 )
 from objectstore.auth.streaming import ChunkSignatures
-from objectstore.errors import AccessDenied, InvalidArgument
+from objectstore.errors import AccessDenied, InvalidArgument, MissingSecurityHeader
 
 MAX_SKEW = 15 * 60
 MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
@@ -142,8 +141,8 @@ class Authenticator:
         date_text = amz_date if amz_date is not None else facts.header("date")
         self._check_skew(_http_date(date_text))
         date_line = "" if amz_date is not None else date_text
-        resource = sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host)
-        self._check_v2(facts, caller, access_key, provided, date_line, [resource])
+        resources = [sigv2.canonical_resource(path, facts.query, facts.bucket_in_host) for path in _v2_paths(facts)]
+        self._check_v2(facts, caller, access_key, provided, date_line, resources)
         return Authenticated(caller)
 
     def _v2_query(self, facts):
@@ -165,8 +164,9 @@ class Authenticator:
         # alone, without ?uploads, ?uploadId, ?partNumber: the same request,
         # resource signed one way or the other.
         resources = [
-            sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host),
-            sigv2.canonical_resource(facts.path, facts.query, facts.bucket_in_host, with_subresources=False),
+            sigv2.canonical_resource(path, facts.query, facts.bucket_in_host, with_subresources=subresources)
+            for subresources in (True, False)
+            for path in _v2_paths(facts)
         ]
         self._check_v2(facts, caller, access_key, provided, expires_text, resources)
         return Authenticated(caller)
@@ -329,6 +329,18 @@ class _Facts:
     def header(self, name):
         values = self.headers.get(name)
         return values[0] if values else None
+
+
+def _v2_paths(facts):
+    """The request path and, for a path-style bucket (``/bucket``), its ``/bucket/`` form.
+
+    botocore signs a bucket's resource with the trailing slash whether or
+    not the URL has one; other clients sign the path as sent.
+    """
+    path = facts.path
+    if facts.bucket_in_host is None and path.count(b"/") == 1 and len(path) > 1:
+        return [path, path + b"/"]
+    return [path]
 
 
 def _signed_headers(text, facts):

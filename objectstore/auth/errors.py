@@ -13,7 +13,6 @@ RequestTimeTooSkewed = _error(
 XAmzContentSHA256Mismatch = _error(
     "XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."
 )
-MissingSecurityHeader = _error("MissingSecurityHeader", 400, "Your request was missing a required header")
 
 
 class AuthorizationHeaderMalformed(S3Error):
