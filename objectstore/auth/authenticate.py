@@ -8,9 +8,10 @@ is constant-time.
 """
 
 import calendar
+import functools
 import hashlib
 import hmac
-import itertools
+import re
 import time
 from email.utils import mktime_tz, parsedate_tz
 from urllib.parse import unquote_to_bytes
@@ -39,6 +40,8 @@ _V4_QUERY = (
 )
 _V2_QUERY = ("AWSAccessKeyId", "Expires", "Signature")
 _HEX = frozenset("0123456789abcdef")
+# A query that may carry auth parameters (most carry none: no need to parse them).
+_AUTH_PARAMETER = re.compile(rb"(?:^|&)(?:X-Amz-|AWSAccessKeyId|Signature)", re.IGNORECASE)
 
 
 class Authenticated:
@@ -206,7 +209,7 @@ class Authenticator:
             raise MissingSecurityHeader(MissingHeaderName="x-amz-content-sha256")
         _check_payload_hash(payload_hash)
         signed = _signed_headers(fields["SignedHeaders"], facts)
-        queries = sigv4.canonical_queries(facts.query)
+        queries = functools.partial(sigv4.canonical_queries, facts.query)
         key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
         provided = fields["Signature"]
         self._check_v4(facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided)
@@ -259,7 +262,7 @@ class Authenticator:
                 ServerTime=_iso(now),
             )
         signed = _signed_headers(params["X-Amz-SignedHeaders"], facts)
-        queries = sigv4.canonical_queries(facts.query, exclude=("X-Amz-Signature",))
+        queries = functools.partial(sigv4.canonical_queries, facts.query, exclude=("X-Amz-Signature",))
         payload_hash = params.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
         key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
         self._check_v4(
@@ -290,7 +293,12 @@ class Authenticator:
 
     def _check_v4(self, facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided):
         attempts = []
-        variants = itertools.product(sigv4.canonical_uris(facts.path), queries, _host_variants(facts.headers))
+        variants = (
+            (uri, query, headers)
+            for headers in _host_variants(facts.headers)
+            for uri in sigv4.canonical_uris(facts.path)
+            for query in queries()
+        )
         for uri, query, headers in variants:
             canonical = sigv4.canonical_request(facts.method, uri, query, headers, signed, payload_hash)
             to_sign = sigv4.string_to_sign(timestamp, scope, canonical)
@@ -317,14 +325,20 @@ class _Facts:
         self.query = request.uri.partition(b"?")[2]
         self.bucket_in_host = bucket_in_host
         self.headers = {}
-        for name, values in request.requestHeaders.getAllRawHeaders():
+        # Twisted keeps header names lower-cased in _rawHeaders; its public
+        # iterator re-capitalises every name, a cost on every request.
+        raw = getattr(request.requestHeaders, "_rawHeaders", None)
+        pairs = raw.items() if raw is not None else request.requestHeaders.getAllRawHeaders()
+        for name, values in pairs:
             self.headers.setdefault(name.decode("latin-1").lower(), []).extend(v.decode("latin-1") for v in values)
         # Auth parameters decoded without turning "+" into a space: V2
         # signatures are base64, and some clients leave their "+" unescaped.
         self.params = {}
-        for part in self.query.split(b"&") if self.query else ():
-            name, _, value = part.partition(b"=")
-            self.params.setdefault(unquote_to_bytes(name).decode("latin-1"), unquote_to_bytes(value).decode("latin-1"))
+        if _AUTH_PARAMETER.search(self.query):
+            for part in self.query.split(b"&"):
+                name, _, value = part.partition(b"=")
+                name, value = unquote_to_bytes(name).decode("latin-1"), unquote_to_bytes(value).decode("latin-1")
+                self.params.setdefault(name, value)
 
     def header(self, name):
         values = self.headers.get(name)
@@ -399,12 +413,19 @@ def _presigned_expires(text):
     return expires
 
 
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+
+
+@functools.lru_cache(maxsize=64)
 def _amz_date(text):
-    """Unix time of a ``YYYYMMDDTHHMMSSZ`` timestamp."""
-    try:
-        return calendar.timegm(time.strptime(text or "", "%Y%m%dT%H%M%SZ"))
-    except ValueError:
-        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header") from None
+    """Unix time of a ``YYYYMMDDTHHMMSSZ`` timestamp (cached: a second's requests share one)."""
+    match = _AMZ_DATE.fullmatch(text or "")
+    if match is None:
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
 def _http_date(text):

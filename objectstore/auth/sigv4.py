@@ -22,32 +22,37 @@ _SPACES = re.compile(r"\s+")
 
 
 def canonical_uris(path):
-    """The canonical URIs a client may have signed for a raw *path*.
+    """The canonical URIs a client may have signed for a raw *path*, likeliest first.
 
     S3 clients sign the path as they sent it (botocore does not normalise
     it); others encode it per the spec from the decoded path. Both are the
-    same path, so accepting either relaxes nothing.
+    same path, so accepting either relaxes nothing. A generator: the second
+    form is only worked out if the first does not match.
     """
     as_sent = path.decode("latin-1")
+    yield as_sent
     encoded = quote(unquote_to_bytes(path), safe="/~")
-    return [as_sent] if encoded == as_sent else [as_sent, encoded]
+    if encoded != as_sent:
+        yield encoded
 
 
 def canonical_queries(query, exclude=()):
-    """The canonical query strings a client may have signed for a raw *query*.
+    """The canonical query strings a client may have signed for a raw *query*, likeliest first.
 
-    The spec's form re-encodes every name and value; botocore, handed a URL
-    with its query already in it, signs the pairs as they are in the URL.
-    Both describe the same parameters.
+    botocore, handed a URL with its query already in it, signs the pairs as
+    they are in the URL; the spec's form re-encodes every name and value.
+    For a query encoded as the spec encodes it, both are the same.
     """
-    encoded = canonical_query(query, exclude)
     pairs = []
     for part in query.split(b"&") if query else ():
         name, _, value = part.partition(b"=")
-        if part and unquote_to_bytes(name).decode("latin-1") not in exclude:
+        if part and (not exclude or unquote_to_bytes(name).decode("latin-1") not in exclude):
             pairs.append((name.decode("latin-1"), value.decode("latin-1")))
     as_sent = "&".join(f"{name}={value}" for name, value in sorted(pairs))
-    return [encoded] if as_sent == encoded else [encoded, as_sent]
+    yield as_sent
+    encoded = canonical_query(query, exclude)
+    if encoded != as_sent:
+        yield encoded
 
 
 def canonical_query(query, exclude=()):
@@ -69,9 +74,17 @@ def canonical_headers(headers, signed):
     """*headers*: ``{lower-case name: [values]}``; *signed*: the SignedHeaders names."""
     lines = []
     for name in signed:
-        values = headers.get(name, [])
-        lines.append(f"{name}:{','.join(_SPACES.sub(' ', v.strip()) for v in values)}\n")
+        values = [_trim(v) for v in headers.get(name, ())]
+        lines.append(f"{name}:{','.join(values)}\n")
     return "".join(lines)
+
+
+def _trim(value):
+    """Outer spaces dropped, inner runs of them made one (the regex only when there is a run)."""
+    value = value.strip()
+    if "  " in value or "\t" in value or "\n" in value:
+        value = _SPACES.sub(" ", value)
+    return value
 
 
 def canonical_request(method, uri, query, headers, signed, payload_hash):

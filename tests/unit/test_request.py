@@ -75,6 +75,18 @@ def test_request_marks_itself_disconnected_when_the_connection_is_lost():
     assert request._disconnected is True
 
 
+def test_headers_keep_their_values_in_raw_headers():
+    # The authenticator reads _rawHeaders (lower-casing the names itself)
+    # to skip Twisted's re-capitalising of every name on every request.
+    from twisted.web.http_headers import Headers
+
+    headers = Headers()
+    headers.addRawHeader(b"X-Amz-Date", b"20130524T000000Z")
+    assert {name.lower(): values for name, values in headers._rawHeaders.items()} == {
+        b"x-amz-date": [b"20130524T000000Z"]
+    }
+
+
 def test_site_channel_has_the_site_before_the_first_request():
     channel, _ = connect(S3Site(None))
     assert channel.site is not None
