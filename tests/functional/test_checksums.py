@@ -11,13 +11,10 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from twisted.internet import endpoints, reactor
 from twisted.internet.threads import deferToThread
 
-from objectstore.config import Config
-from objectstore.service import build
 from tests.conftest import ADMIN_KEYS, REGION
-from tests.functional.test_tls import make_certificate
+from tests.functional.test_tls import tls_boto3
 from tests.s3http import call, error_code, header
 
 BODY = b"123456789" * 1000
@@ -106,24 +103,7 @@ async def test_boto3_put_with_its_value_and_a_wrong_one(server, bucket_name):
 @pytest_twisted.ensureDeferred
 async def test_boto3_over_tls_sends_the_checksum_in_the_trailer_and_it_is_stored(tmp_path):
     # Over HTTPS boto3 frames the body as aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER.
-    key_path, cert_path = make_certificate(tmp_path)
-    top, site, _ = build(Config(listen=(), data_dir=str(tmp_path / "data"), admin_keys=ADMIN_KEYS), reactor)
-    top.startService()
-    endpoint = endpoints.serverFromString(
-        reactor, f"ssl:0:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
-    )
-    port = await endpoint.listen(site)
-    try:
-        import boto3
-
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"https://127.0.0.1:{port.getHost().port}",
-            aws_access_key_id=ADMIN_KEYS[0],
-            aws_secret_access_key=ADMIN_KEYS[1],
-            region_name=REGION,
-            verify=str(cert_path),
-        )
+    async with tls_boto3(tmp_path) as s3:
         sent = []
         s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
 
@@ -139,9 +119,6 @@ async def test_boto3_over_tls_sends_the_checksum_in_the_trailer_and_it_is_stored
         assert [headers["X-Amz-Trailer"] for headers in sent] == [b"x-amz-checksum-crc32", b"x-amz-checksum-crc64nvme"]
         for algorithm, answer in answers.items():
             assert answer[f"Checksum{algorithm}"] == botocore_checksum(algorithm, BODY)
-    finally:
-        await port.stopListening()
-        top.stopService()
 
 
 # -- checksum mode ----------------------------------------------------------------------------

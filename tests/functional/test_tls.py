@@ -1,7 +1,9 @@
 """S3 over TLS: an ssl: strports endpoint with a generated certificate."""
 
+import contextlib
 import datetime
 import ipaddress
+import os
 
 import pytest_twisted
 from cryptography import x509
@@ -9,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.internet import endpoints, reactor
+from twisted.internet.threads import deferToThread
 
 from objectstore.config import Config
 from objectstore.service import build
@@ -40,8 +43,11 @@ def make_certificate(folder):
     return key_path, cert_path
 
 
-@pytest_twisted.ensureDeferred
-async def test_boto3_round_trip_over_tls(tmp_path):
+@contextlib.asynccontextmanager
+async def tls_boto3(tmp_path):
+    """A boto3 client of a server listening on an ssl: endpoint with a generated certificate."""
+    import boto3
+
     key_path, cert_path = make_certificate(tmp_path)
     top, site, _ = build(Config(listen=(), data_dir=str(tmp_path / "data"), admin_keys=ADMIN_KEYS), reactor)
     top.startService()
@@ -50,9 +56,7 @@ async def test_boto3_round_trip_over_tls(tmp_path):
     )
     port = await endpoint.listen(site)
     try:
-        import boto3
-
-        s3 = boto3.client(
+        yield boto3.client(
             "s3",
             endpoint_url=f"https://127.0.0.1:{port.getHost().port}",
             aws_access_key_id=ADMIN_KEYS[0],
@@ -60,6 +64,14 @@ async def test_boto3_round_trip_over_tls(tmp_path):
             region_name=REGION,
             verify=str(cert_path),
         )
+    finally:
+        await port.stopListening()
+        top.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_boto3_round_trip_over_tls(tmp_path):
+    async with tls_boto3(tmp_path) as s3:
 
         def round_trip():
             s3.create_bucket(Bucket="tls-bucket")
@@ -68,9 +80,39 @@ async def test_boto3_round_trip_over_tls(tmp_path):
             s3.put_object(Bucket="tls-bucket", Key="secret", Body=b"x" * 300_000)
             return s3.get_object(Bucket="tls-bucket", Key="secret")["Body"].read()
 
-        from twisted.internet.threads import deferToThread
-
         assert await deferToThread(round_trip) == b"x" * 300_000
-    finally:
-        await port.stopListening()
-        top.stopService()
+
+
+class _UnseekableStream:
+    """A body of unknown length: boto3 cannot measure it in advance."""
+
+    def __init__(self, data, piece=100_000):
+        self._data = data
+        self._piece = piece
+
+    def read(self, size=-1):
+        size = self._piece if size is None or size < 0 else min(size, self._piece)
+        data, self._data = self._data[:size], self._data[size:]
+        return data
+
+
+@pytest_twisted.ensureDeferred
+async def test_boto3_streams_a_body_of_unknown_length_over_tls_and_no_framing_leaks(tmp_path):
+    data = os.urandom(1_000_003)
+    async with tls_boto3(tmp_path) as s3:
+        sent = []
+        s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
+
+        def round_trip():
+            s3.create_bucket(Bucket="tls-stream")
+            s3.put_object(Bucket="tls-stream", Key="stream", Body=_UnseekableStream(data))
+            return s3.get_object(Bucket="tls-stream", Key="stream")["Body"].read()
+
+        assert await deferToThread(round_trip) == data
+    # Both framings stacked, and no length known to either: aws-chunked inside HTTP chunking.
+    (headers,) = sent
+    assert headers.get("Transfer-Encoding") == b"chunked"
+    assert "Content-Length" not in headers
+    names = {name.lower(): value for name, value in headers.items()}
+    assert "x-amz-decoded-content-length" not in names
+    assert names["x-amz-content-sha256"] == b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"
