@@ -26,6 +26,8 @@ class Config:
     io_threads: int = 16
     # Access log: a file, "-" for the twistd log, None for none.
     access_log: str = None
+    # Multipart uploads older than this many days are aborted; 0: never.
+    multipart_expiry: float = 7.0
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -44,7 +46,7 @@ def from_file(path, base=None):
     if not parser.has_section(SECTION):
         return base
     section = parser[SECTION]
-    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads", "access_log"}
+    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads", "access_log", "multipart_expiry"}
     unknown = set(section) - known
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]")
@@ -59,9 +61,22 @@ def from_file(path, base=None):
             changes["fsync"] = section.getboolean("fsync")
         if "io_threads" in section:
             changes["io_threads"] = section.getint("io_threads")
+        if "multipart_expiry" in section:
+            changes["multipart_expiry"] = parse_expiry(section["multipart_expiry"])
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from e
     return replace(base, **changes)
+
+
+def parse_expiry(text):
+    """Days (fractions allowed, 0 for never) from the text of multipart_expiry / --multipart-expiry."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise ValueError(f"multipart_expiry must be a number of days, not {text!r}") from None
+    if not days >= 0 or days == float("inf"):
+        raise ValueError(f"multipart_expiry must be a number of days, 0 or more, not {text!r}")
+    return days
 
 
 def with_environment(config, environ):

@@ -121,3 +121,22 @@ MissingSecurityHeader = _error("MissingSecurityHeader", 400, "Your request was m
 OperationAborted = _error(
     "OperationAborted", 409, "A conflicting conditional operation is currently in progress against this resource."
 )
+NoSuchUpload = _error(
+    "NoSuchUpload",
+    404,
+    "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload "
+    "might have been aborted or completed.",
+)
+InvalidPart = _error(
+    "InvalidPart",
+    400,
+    "One or more of the specified parts could not be found.  The part may not have been uploaded, or the "
+    "specified entity tag may not match the part's entity tag.",
+)
+InvalidPartOrder = _error(
+    "InvalidPartOrder",
+    400,
+    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+)
+EntityTooSmall = _error("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size.")
+InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")

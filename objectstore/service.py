@@ -4,6 +4,7 @@ import os
 from dataclasses import replace
 
 from twisted.application import service, strports
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -14,6 +15,9 @@ from objectstore.web.request import S3Site
 from objectstore.web.root import S3
 
 log = Logger()
+DAY = 24 * 3600
+# How often expired multipart uploads are looked for (an indexed query, when there are none).
+EXPIRY_SWEEP_INTERVAL = 3600.0
 
 
 class Options(usage.Options):
@@ -29,6 +33,12 @@ class Options(usage.Options):
         ["domain", None, None, "Serve BUCKET.DOMAIN as virtual-host style addressing."],
         ["region", None, None, "The region this server reports and signs for [default: us-east-1]."],
         ["access-log", None, None, "Log every request to FILE, or to the twistd log with '-' [default: none]."],
+        [
+            "multipart-expiry",
+            None,
+            None,
+            "Abort multipart uploads older than DAYS (fractions allowed; 0: never) [default: 7].",
+        ],
     ]
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
@@ -70,6 +80,11 @@ class Options(usage.Options):
                 changes[name] = self[option]
         if self["fsync"] or self["no-fsync"]:
             changes["fsync"] = bool(self["fsync"])
+        if self["multipart-expiry"] is not None:
+            try:
+                changes["multipart_expiry"] = configuration.parse_expiry(self["multipart-expiry"])
+            except ValueError as e:
+                raise configuration.ConfigError(str(e)) from e
         return configuration.with_environment(replace(config, **changes), environ)
 
 
@@ -78,14 +93,19 @@ class StoreService(service.Service):
 
     twistd binds listening ports in ``privilegedStartService``, before any
     ``startService``: the store must be ready by then, so it opens there too
-    (it is the first child of the service tree).
+    (it is the first child of the service tree). Once running, it aborts
+    multipart uploads older than ``multipart_expiry`` days, looking every
+    hour (or more often, for an expiry shorter than that); *clock* is the
+    reactor's, or a test's.
     """
 
-    def __init__(self, store, credentials, config):
+    def __init__(self, store, credentials, config, clock=None):
         self.store = store
         self.credentials = credentials
         self.config = config
+        self.clock = clock if clock is not None else store.reactor
         self._opened = False
+        self._expiry = None
 
     def privilegedStartService(self):
         self._open()
@@ -94,6 +114,24 @@ class StoreService(service.Service):
     def startService(self):
         self._open()
         super().startService()
+        max_age = self.config.multipart_expiry * DAY
+        if max_age > 0 and self._expiry is None:
+            self._expiry = task.LoopingCall(self.expire_uploads, max_age)
+            self._expiry.clock = self.clock
+            self._expiry.start(min(EXPIRY_SWEEP_INTERVAL, max_age), now=True)
+
+    def expire_uploads(self, max_age):
+        """One sweep: abort the uploads older than *max_age* seconds (a Deferred; failures are logged)."""
+        d = defer.ensureDeferred(self.store.multipart.expire(max_age, now=self.clock.seconds()))
+
+        def report(count):
+            if count:
+                log.info("Aborted {count} multipart upload(s) older than {days} days.", count=count, days=max_age / DAY)
+
+        d.addCallback(report)
+        # A failed sweep is tried again at the next one; the loop must go on.
+        d.addErrback(lambda failure: log.failure("Expiring multipart uploads failed", failure))
+        return d
 
     def _open(self):
         if not self._opened:
@@ -103,6 +141,10 @@ class StoreService(service.Service):
 
     def stopService(self):
         super().stopService()
+        if self._expiry is not None:
+            if self._expiry.running:
+                self._expiry.stop()
+            self._expiry = None
         self.store.close()
 
 

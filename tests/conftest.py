@@ -69,6 +69,7 @@ class LiveServer:
             name
             for name in set(os.listdir(os.path.join(self.data_dir, "tmp"))) - spares
             if conn.execute("SELECT 1 FROM segments WHERE blob = ?", (name,)).fetchone() is None
+            and conn.execute("SELECT 1 FROM parts WHERE blob = ?", (name,)).fetchone() is None
         )
 
     def blob_files(self):
@@ -110,7 +111,7 @@ class LiveServer:
         conn = self.store.meta.reader()
         rows = {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("buckets", "objects", "segments", "inline_data", "users", "access_keys")
+            for table in ("buckets", "objects", "segments", "inline_data", "uploads", "parts", "users", "access_keys")
         }
         return files, rows
 

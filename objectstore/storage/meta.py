@@ -61,6 +61,37 @@ CREATE TABLE IF NOT EXISTS inline_data (
 -- Blobs no row references any more, to unlink; kept so a crash between the
 -- commit and the unlink leaves no orphan that needs a disk walk to find.
 CREATE TABLE IF NOT EXISTS garbage (blob TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Multipart uploads in progress: what the object will be once completed
+-- (storage/multipart.py). Ids start with the creation time in hex, so
+-- (key, id) is S3's listing order: by key, then oldest first.
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    initiator TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    acl TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, id);
+CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created);
+-- The parts uploaded so far, each a blob of its own; completing the upload
+-- makes them the segments of the object without copying a byte.
+CREATE TABLE IF NOT EXISTS parts (
+    upload TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    modified REAL NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_by_blob ON parts (blob);
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,

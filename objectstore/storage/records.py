@@ -41,6 +41,78 @@ class ObjectInfo:
     def quoted_etag(self):
         return f'"{self.etag}"'
 
+    @property
+    def part_count(self):
+        """How many parts a multipart object was completed from; None for one uploaded whole.
+
+        A multipart ETag ends in ``-N`` (see storage/multipart.py), and each
+        of its N parts is one of its segments.
+        """
+        _, dash, count = self.etag.rpartition("-")
+        return int(count) if dash else None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload in progress: the object it will make, once completed."""
+
+    id: str
+    bucket: str
+    key: str
+    # The user who created it ("" for an anonymous caller) and the object's owner to be.
+    initiator: str
+    owner: str
+    acl: dict
+    headers: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    # The additional checksum its parts carry (CRC32, SHA256, ...) and how
+    # the object's is made of them (COMPOSITE or FULL_OBJECT); None for none.
+    checksum_algorithm: str = None
+    checksum_type: str = None
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part uploaded to a multipart upload."""
+
+    number: int
+    size: int
+    etag: str  # hex MD5, without quotes
+    modified: float
+    checksums: dict = field(default_factory=dict)
+
+    @property
+    def quoted_etag(self):
+        return f'"{self.etag}"'
+
+
+@dataclass(frozen=True)
+class RequestedPart:
+    """A part a CompleteMultipartUpload names: its number, ETag and any checksum it states."""
+
+    number: int
+    etag: str  # without quotes
+    checksums: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PartListing:
+    parts: list
+    truncated: bool
+    # The number of the last part listed: where the next page starts.
+    next_marker: int = 0
+
+
+@dataclass(frozen=True)
+class UploadListing:
+    uploads: list
+    prefixes: list
+    truncated: bool
+    # Where the next page starts: the last key (or common prefix) listed, and the last upload id.
+    next_key_marker: str = ""
+    next_upload_id_marker: str = ""
+
 
 @dataclass(frozen=True)
 class ListEntry:

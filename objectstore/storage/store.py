@@ -10,10 +10,13 @@ it the new one is, and a crash on either side leaves nothing visible that is
 half of one and half of the other.
 """
 
+import bisect
 import collections
 import fcntl
+import itertools
 import json
 import os
+import threading
 import time
 
 from twisted.internet.threads import deferToThreadPool
@@ -30,6 +33,7 @@ from objectstore.errors import (
 from objectstore.storage.blobs import BlobFiles
 from objectstore.storage.listing import list_keys
 from objectstore.storage.meta import AfterCommit, Metadata
+from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
 from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
 
@@ -68,8 +72,11 @@ class Store:
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
         # rows the next write drops (in the writer thread).
         self._unlinked = collections.deque()
+        # Blobs of multi-segment objects being read (see open_object).
+        self._pins = _Pins()
         # Bucket records by name (reactor thread only; see get_bucket).
         self._buckets = {}
+        self.multipart = Multipart(self)
 
     # -- life cycle ------------------------------------------------------
 
@@ -93,7 +100,11 @@ class Store:
         """Settle what a crash left behind; run before serving."""
         conn = self.meta.reader()
         for blob in self.files.leftovers():
-            referenced = conn.execute("SELECT 1 FROM segments WHERE blob = ?", (blob,)).fetchone()
+            # An object's segment, or a part of an upload in progress.
+            referenced = (
+                conn.execute("SELECT 1 FROM segments WHERE blob = ?", (blob,)).fetchone()
+                or conn.execute("SELECT 1 FROM parts WHERE blob = ?", (blob,)).fetchone()
+            )
             if referenced:
                 self.files.move_home(blob)
             else:
@@ -120,14 +131,34 @@ class Store:
         return run
 
     def _discard(self, blobs):
-        """After-commit action: unlink blobs no row references any more."""
+        """After-commit action: unlink blobs no row references any more.
+
+        A blob an open read still needs is unlinked when the read lets go
+        of it (see open_object); its garbage row stays until then.
+        """
 
         def action():
-            for blob in blobs:
+            free = self._pins.claim(blobs)
+            for blob in free:
                 self.files.unlink(blob)
-            self._unlinked.extend(blobs)
+            self._unlinked.extend(free)
 
         return action
+
+    def _release(self, blobs):
+        """A read is done with *blobs*: unlink those it alone kept alive (in a thread)."""
+        free = self._pins.release(blobs)
+        if free:
+            self.in_thread(self._unlink_now, free)
+
+    def _unlink_now(self, blobs):
+        for blob in blobs:
+            self.files.unlink(blob)
+        self._unlinked.extend(blobs)
+
+    def _require_bucket(self, conn, name):
+        if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
+            raise NoSuchBucket(BucketName=name)
 
     # -- buckets ---------------------------------------------------------
 
@@ -189,6 +220,9 @@ class Store:
             if conn.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone():
                 raise BucketNotEmpty(BucketName=name)
             conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
+            # Uploads in progress do not keep a bucket alive (as in S3): they go with it.
+            uploads = [u for (u,) in conn.execute("SELECT id FROM uploads WHERE bucket = ?", (name,))]
+            return AfterCommit(None, self._discard(self.multipart.drop_uploads(conn, uploads)))
 
         return self._write(delete).addBoth(self._forget_bucket(name))
 
@@ -225,14 +259,23 @@ class Store:
     def open_object(self, bucket, key):
         """The object's record and its opened blobs, ready to stream.
 
-        Blobs are opened at once, so an overwrite or delete that commits
-        while the body streams cannot take the bytes away mid-read; inline
-        bytes come with the row, from the same snapshot.
+        An object in one blob has it opened at once, so an overwrite or
+        delete that commits while the body streams cannot take the bytes
+        away mid-read; inline bytes come with the row, from the same
+        snapshot. An object of many segments (up to 10,000 parts) is not
+        opened whole, which could take as many file descriptors: its blobs
+        are pinned instead, so that their unlink waits for the read, and
+        opened one at a time as the read reaches them.
         """
         for _ in range(3):
             info, (data,) = self._lookup(_OBJECT_WITH_BYTES, bucket, key)
             if not info.segments:
                 return info, InlineBody(data or b"")
+            if len(info.segments) > 1:
+                body = self._pinned_body(info)
+                if body is not None:
+                    return info, body
+                continue
             handles = []
             for segment in info.segments:
                 handle = self.files.open(segment.blob)
@@ -246,11 +289,23 @@ class Store:
                 handle.close()
         raise InternalError("The object changed too often while being opened.")
 
-    def new_writer(self):
-        """A writer for an upload's bytes (inline while they are few)."""
+    def _pinned_body(self, info):
+        """A SegmentedBody over *info*'s blobs, pinned; None if the object was replaced meanwhile."""
+        blobs = [segment.blob for segment in info.segments]
+        self._pins.pin(blobs)
+        # Still the object's first segment once pinned? Then it is still its
+        # row (a blob belongs to one object row, whose segments go with it),
+        # so no blob has been unlinked yet, and from now on none can be.
+        if self.meta.reader().execute("SELECT 1 FROM segments WHERE blob = ?", (blobs[0],)).fetchone():
+            return SegmentedBody(info.segments, self.files, lambda: self._release(blobs))
+        self._release(blobs)
+        return None
+
+    def new_writer(self, inline_limit=None):
+        """A writer for an upload's bytes (inline while they are few: up to *inline_limit*, the store's by default)."""
         if self.files.needs_spares():
             self.in_thread(self.files.make_spares)
-        return ObjectWriter(self.files, self.inline_limit)
+        return ObjectWriter(self.files, self.inline_limit if inline_limit is None else inline_limit)
 
     async def put_object(self, bucket, key, writer, *, owner, acl, headers, metadata, checksums):
         """Publish what *writer* received as ``bucket/key``; durable on return.
@@ -295,6 +350,19 @@ class Store:
 
     def _replace(self, conn, info, data=None):
         """Make *info* the row of its key; *data*: its bytes, if kept inline."""
+        replaced = self._swap_row(conn, info, data)
+        fresh = [s.blob for s in info.segments]
+        discard = self._discard(replaced)
+
+        def publish():
+            for blob in fresh:
+                self.files.move_home(blob)
+            discard()
+
+        return AfterCommit(info, publish)
+
+    def _swap_row(self, conn, info, data=None):
+        """Put *info*'s row (and segments) in place of its key's; the blobs that were the old object's."""
         if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (info.bucket,)).fetchone() is None:
             raise NoSuchBucket(BucketName=info.bucket)
         replaced = self._remove_row(conn, info.bucket, info.key)
@@ -320,15 +388,7 @@ class Store:
             "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
             [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
         )
-        fresh = [s.blob for s in info.segments]
-        discard = self._discard(replaced)
-
-        def publish():
-            for blob in fresh:
-                self.files.move_home(blob)
-            discard()
-
-        return AfterCommit(info, publish)
+        return replaced
 
     def _rewrite(self, conn, info):
         cur = conn.execute(
@@ -456,6 +516,96 @@ class ObjectBody:
         for _, handle in self._runs:
             handle.close()
         self._runs = []
+
+
+class SegmentedBody:
+    """The pinned blobs of an object of many segments, each opened when the read reaches it.
+
+    One blob is open at a time; reads go forward (a GET, a copy), so each is
+    opened once. *release* runs at close, to unpin the blobs.
+    """
+
+    def __init__(self, segments, files, release):
+        self._segments = segments
+        # Where each segment ends in the object, to find one by offset (bisect).
+        self._ends = list(itertools.accumulate(segment.length for segment in segments))
+        self._files = files
+        self._release = release
+        self._open = (None, None)  # (index, handle)
+
+    def read(self, offset, length):
+        """Up to *length* bytes from *offset*, never crossing a segment end; b"" past the end or if a blob is gone."""
+        index = bisect.bisect_right(self._ends, offset)
+        if index >= len(self._segments) or self._release is None:
+            return b""
+        segment = self._segments[index]
+        handle = self._handle(index)
+        if handle is None:
+            return b""
+        start = self._ends[index] - segment.length
+        n = min(length, self._ends[index] - offset)
+        return os.pread(handle.fileno(), n, segment.offset + offset - start)
+
+    def _handle(self, index):
+        current, handle = self._open
+        if current != index:
+            if handle is not None:
+                handle.close()
+            handle = self._files.open(self._segments[index].blob)
+            self._open = (index, handle)
+        return handle
+
+    def close(self):
+        _, handle = self._open
+        if handle is not None:
+            handle.close()
+        self._open = (None, None)
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+
+
+class _Pins:
+    """Blobs that reads in progress still need, counted; an unlink of one waits for the last reader.
+
+    Pinned and released in the reactor thread, claimed for unlinking in the
+    writer thread: one lock keeps them apart.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._readers = collections.Counter()
+        self._doomed = set()
+
+    def pin(self, blobs):
+        with self._lock:
+            self._readers.update(blobs)
+
+    def release(self, blobs):
+        """Unpin *blobs*; the doomed ones no read needs any more, to unlink now."""
+        free = []
+        with self._lock:
+            for blob in blobs:
+                self._readers[blob] -= 1
+                if self._readers[blob] <= 0:
+                    del self._readers[blob]
+                    if blob in self._doomed:
+                        self._doomed.discard(blob)
+                        free.append(blob)
+        return free
+
+    def claim(self, blobs):
+        """Of *blobs* (garbage now), those to unlink at once; the pinned ones wait for their release."""
+        with self._lock:
+            if not self._readers:
+                return list(blobs)
+            free = []
+            for blob in blobs:
+                if blob in self._readers:
+                    self._doomed.add(blob)
+                else:
+                    free.append(blob)
+            return free
 
 
 def _bucket(row):

@@ -24,6 +24,7 @@ from objectstore.web.access import require, require_owner, require_user
 from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.body import BufferedBody, parse_content_md5
 from objectstore.web.formats import acl_document
+from objectstore.web.multipart import list_multipart_uploads
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 
 DELETE_BODY_LIMIT = 2 * 1024 * 1024
@@ -210,15 +211,8 @@ class BucketResource(S3Resource):
 
     @operation("GET", "uploads")
     async def list_uploads(self, request):
-        # Multipart uploads are not kept yet: a bucket with none in progress.
         self.bucket(request, acls.READ)
-        root = xmlio.element("ListMultipartUploadsResult")
-        xmlio.sub(root, "Bucket", self.name)
-        xmlio.sub(root, "KeyMarker", arg(request, "key-marker", ""))
-        xmlio.sub(root, "UploadIdMarker", arg(request, "upload-id-marker", ""))
-        xmlio.sub(root, "MaxUploads", str(listing.max_keys_of(request)))
-        xmlio.sub(root, "IsTruncated", "false")
-        send_xml(request, root)
+        send_xml(request, await list_multipart_uploads(self.store, self.app.credentials, request, self.name))
 
     def _not_configured(error):
         async def answer(self, request):

@@ -1,40 +1,36 @@
 """ObjectResource: operations on ``/bucket/key``."""
 
-from urllib.parse import unquote_to_bytes
-
 from objectstore import xmlio
 from objectstore.auth import acl as acls
-from objectstore.checksums import checksum_type, header_name, requested_checksum
+from objectstore.checksums import requested_checksum
 from objectstore.errors import (
     EntityTooLarge,
     InvalidArgument,
+    InvalidPartNumber,
     InvalidRequest,
     MalformedACLError,
     MalformedTrailerError,
-    MetadataTooLarge,
     MissingContentLength,
     OperationAborted,
 )
-from objectstore.storage.names import check_key, decode_key
 from objectstore.web.access import require
 from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
-from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws_chunked, strip_aws_chunked
+from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws_chunked
 from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum, UploadBody, parse_content_md5
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
 from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
+from objectstore.web.multipart import MultipartOperations, checksum_headers, part_number_of
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
-
-# Content headers stored with an object and returned as they were sent.
-CONTENT_HEADERS = (
-    "content-type",
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-    "x-amz-website-redirect-location",
+from objectstore.web.upload_input import (
+    META_PREFIX,
+    content_headers,
+    copy_source,
+    is_chunked,
+    lower_headers,
+    no_copy_body,
 )
+
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 # GET's response-* parameters and the header each overrides.
 RESPONSE_OVERRIDES = {
@@ -45,14 +41,12 @@ RESPONSE_OVERRIDES = {
     "response-content-disposition": "Content-Disposition",
     "response-content-encoding": "Content-Encoding",
 }
-META_PREFIX = "x-amz-meta-"
-MAX_METADATA_BYTES = 2048
 MAX_COPY_SOURCE_SIZE = 5 * 1024**3
 # PutObjectAcl tries again when the object changes under it; a key overwritten this often gives up.
 PUT_ACL_ATTEMPTS = 3
 
 
-class ObjectResource(S3Resource):
+class ObjectResource(MultipartOperations, S3Resource):
     resource_type = "OBJECT"
 
     def __init__(self, app, bucket, key):
@@ -67,21 +61,35 @@ class ObjectResource(S3Resource):
         bucket = self.store.get_bucket(self.bucket_name)
         require(request, bucket.acl, acls.WRITE)
         request.upload_acl = self._canned_acl(request, bucket)
-        request.upload_headers, request.upload_metadata = _content_headers(request)
+        request.upload_headers, request.upload_metadata = content_headers(request)
         if request.getHeader(b"x-amz-copy-source") is not None:
-            return BufferedBody(0, too_large=lambda: InvalidRequest("A copy request must not have a body."))
-        if length is None and not _is_chunked(request):
+            return no_copy_body()
+        return self._receive_upload_body(request, length, self.store.new_writer)
+
+    def _receive_upload_body(self, request, length, new_writer, checksum_for=None):
+        """The sink an upload's body (a PutObject's, an UploadPart's) is written to; ``request.upload`` behind it.
+
+        Everything the headers can refuse is refused here, before the body:
+        no length, too large (5 GiB, for an object as for a part), a
+        malformed Content-MD5 or checksum declaration. *new_writer* makes
+        the storage writer, once nothing can refuse; *checksum_for* may
+        replace the RequestChecksum the headers declare (or None) with the
+        one to compute.
+        """
+        if length is None and not is_chunked(request):
             raise MissingContentLength()
         framed = is_aws_chunked(request)
         size = decoded_length(request) if framed else length
         if size is not None and size > MAX_OBJECT_SIZE:
             raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_OBJECT_SIZE)
         md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        checksum = requested_checksum(_lower_headers(request))
+        checksum = requested_checksum(lower_headers(request))
         if checksum is not None and checksum.trailer is not None and not framed:
             # Only an aws-chunked body has a trailer to carry the announced checksum.
             raise MalformedTrailerError()
-        request.upload = UploadBody(self.store.new_writer(), content_md5=md5, checksum=checksum)
+        if checksum_for is not None:
+            checksum = checksum_for(checksum)
+        request.upload = UploadBody(new_writer(), content_md5=md5, checksum=checksum)
         if framed:
             observers = [*request.auth.chunk_observers(), TrailerChecksum(checksum)]
             return AwsChunkedDecoder(request.upload, decoded_length=size, observers=observers)
@@ -113,7 +121,7 @@ class ObjectResource(S3Resource):
         send_empty(request)
 
     async def copy_object(self, request):
-        source_bucket, source_key = _copy_source(request.getHeader(b"x-amz-copy-source"))
+        source_bucket, source_key = copy_source(request.getHeader(b"x-amz-copy-source"))
         # Opened now, so the bytes copied are those of the version checked here.
         source, body = self.store.open_object(source_bucket, source_key)
         try:
@@ -132,7 +140,7 @@ class ObjectResource(S3Resource):
     async def _copy(self, request, source, body):
         source_bucket, source_key = source.bucket, source.key
         require(request, source.acl, acls.READ)
-        check_conditions(_lower_headers(request), source, prefix="x-amz-copy-source-")
+        check_conditions(lower_headers(request), source, prefix="x-amz-copy-source-")
         if source.size > MAX_COPY_SOURCE_SIZE:
             raise InvalidRequest(
                 f"The specified copy source is larger than the maximum allowable size for a copy source: "
@@ -165,6 +173,15 @@ class ObjectResource(S3Resource):
 
     @operation("HEAD")
     async def head_object(self, request):
+        self._read(request, with_body=False)
+
+    # ?partNumber=N reads part N of a multipart object (all of any other, as its part 1).
+    @operation("GET", "partNumber")
+    async def get_object_part(self, request):
+        self._read(request, with_body=True)
+
+    @operation("HEAD", "partNumber")
+    async def head_object_part(self, request):
         self._read(request, with_body=False)
 
     def _read(self, request, with_body):
@@ -230,25 +247,48 @@ def _answer_headers(request, info):
     """
     require(request, info.acl, acls.READ)
     checksum_mode = _checksum_mode(request)
+    part = part_number_of(request, required=False)
+    if part is not None and request.getHeader(b"Range") is not None:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
     try:
-        check_conditions(_lower_headers(request), info)
+        check_conditions(lower_headers(request), info)
     except NotModified:
         request.setResponseCode(304)
         _validators(request, info)
         return None
-    wanted = parse_range(request.getHeaderText(b"Range"), info.size)
+    wanted = parse_range(request.getHeaderText(b"Range"), info.size) if part is None else _part_span(info, part)
+    if part is not None and info.part_count is not None:
+        request.setHeader(b"x-amz-mp-parts-count", b"%d" % info.part_count)
     if wanted is None:
         start, end = 0, info.size - 1
     else:
         start, end = wanted
-        request.setResponseCode(206)
-        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
+        # An empty part has no byte range to name: it is answered as a 200 of no bytes.
+        if end >= start:
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, info.size))
     request.setHeader(b"Content-Length", b"%d" % (end - start + 1))
     _describe(request, info)
     if checksum_mode and (start, end) == (0, info.size - 1):
         # A checksum describes the whole object: a range that is less gets none.
         _checksum_headers(request, info)
     return start, end
+
+
+def _part_span(info, number):
+    """The (first, last) bytes of part *number*; an empty part's last byte is before its first.
+
+    An object uploaded whole is its own single part.
+    """
+    count = info.part_count or 1
+    if number > count:
+        error = InvalidPartNumber(PartNumberRequested=str(number), ActualPartCount=str(count))
+        error.headers = {"Content-Range": f"bytes */{info.size}"}
+        raise error
+    if info.part_count is None:
+        return 0, info.size - 1
+    start = sum(segment.length for segment in info.segments[: number - 1])
+    return start, start + info.segments[number - 1].length - 1
 
 
 def _validators(request, info):
@@ -286,63 +326,9 @@ def _checksum_mode(request):
 
 def _checksum_headers(request, info):
     """``x-amz-checksum-<algorithm>`` and ``x-amz-checksum-type`` of the object's checksums."""
-    for algorithm, value in info.checksums.items():
-        request.setHeader(header_name(algorithm).encode(), value.encode("ascii"))
-        request.setHeader(b"x-amz-checksum-type", checksum_type(value).encode())
+    checksum_headers(request, info.checksums)
 
 
 def _close(body):
     if body is not None:
         body.close()
-
-
-def _is_chunked(request):
-    encoding = request.getHeaderText(b"Transfer-Encoding", "")
-    return "chunked" in encoding.lower()
-
-
-def _lower_headers(request):
-    return {
-        name.decode("latin-1").lower(): values[-1].decode("latin-1")
-        for name, values in request.requestHeaders.getAllRawHeaders()
-    }
-
-
-def _content_headers(request):
-    """The content headers and x-amz-meta-* an upload carries."""
-    headers, metadata = {}, {}
-    size = 0
-    for name, values in request.requestHeaders.getAllRawHeaders():
-        lower = name.decode("latin-1").lower()
-        value = values[-1].decode("utf-8", "replace")
-        if lower == "content-encoding":
-            # aws-chunked describes the request's framing, not the object.
-            value = strip_aws_chunked(value)
-            if value:
-                headers[lower] = value
-        elif lower in CONTENT_HEADERS:
-            headers[lower] = value
-        elif lower.startswith(META_PREFIX):
-            short = lower[len(META_PREFIX) :]
-            metadata[short] = value
-            size += len(short.encode()) + len(value.encode())
-    if size > MAX_METADATA_BYTES:
-        raise MetadataTooLarge(Size=size, MaxSizeAllowed=MAX_METADATA_BYTES)
-    return headers, metadata
-
-
-def _copy_source(header):
-    """(bucket, key) of an x-amz-copy-source header (URL-encoded, leading / optional).
-
-    *header* is the raw bytes: the key is decoded exactly as a request path's
-    is, so a key that is not UTF-8 text is refused here as it is there.
-    """
-    path = unquote_to_bytes(header.split(b"?", 1)[0]).lstrip(b"/")
-    bucket, slash, key = path.partition(b"/")
-    if not bucket or not slash or not key:
-        raise InvalidArgument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            ArgumentName="x-amz-copy-source",
-            ArgumentValue=header.decode("latin-1"),
-        )
-    return bucket.decode("utf-8", "replace"), check_key(decode_key(key))

@@ -69,3 +69,22 @@ def test_environment_keys_seed_the_admin_and_must_come_in_pairs():
     assert config.admin_keys == ("AK", "SK")
     with pytest.raises(ConfigError):
         parse([], {"OBJECTSTORE_ACCESS_KEY": "AK"})
+
+
+def test_multipart_expiry_is_days_from_the_file_or_the_command_line(tmp_path):
+    assert Config().multipart_expiry == 7.0
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nmultipart_expiry = 0.5\n")
+    assert from_file(str(path)).multipart_expiry == 0.5
+    assert parse(["--config", str(path), "--multipart-expiry", "0"]).multipart_expiry == 0.0
+    assert parse(["--multipart-expiry", "30"]).multipart_expiry == 30.0
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf"])
+def test_a_multipart_expiry_that_is_no_number_of_days_is_refused(tmp_path, value):
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[objectstore]\nmultipart_expiry = {value}\n")
+    with pytest.raises(ConfigError, match="multipart_expiry"):
+        from_file(str(path))
+    with pytest.raises(usage.UsageError, match="multipart_expiry"):
+        Options().parseOptions(["--multipart-expiry", value])

@@ -14,10 +14,11 @@ import textwrap
 import time
 
 import pytest
+import pytest_twisted
 from twisted.internet import reactor
 
 from objectstore.errors import NoSuchKey
-from objectstore.storage.records import ObjectInfo, Segment
+from objectstore.storage.records import ObjectInfo, RequestedPart, Segment
 from objectstore.storage.store import Store
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -222,6 +223,45 @@ def test_killed_before_the_first_commit_serves_no_such_key(data_dir):
     try:
         with pytest.raises(NoSuchKey):
             store.get_object("b", "k")
+    finally:
+        store.close()
+    assert tmp_entries(data_dir) == []
+
+
+# -- multipart parts --------------------------------------------------------------------------
+
+
+def commit_part_without_publishing(store, writer, number=1):
+    """Commit an upload and a part row naming *writer*'s blob, then "crash" before the rename home."""
+
+    def record(conn):
+        conn.execute(
+            "INSERT OR IGNORE INTO uploads (id, bucket, key, initiator, owner, acl, headers, metadata, created)"
+            " VALUES ('u', 'b', 'k', 'o', 'o', '{}', '{}', '{}', 0)"
+        )
+        conn.execute(
+            "INSERT INTO parts (upload, number, blob, size, etag, checksum, modified)"
+            " VALUES ('u', ?, ?, ?, ?, '{}', 0)",
+            (number, writer.blob, writer.size, writer.md5.hexdigest()),
+        )
+
+    store.meta.write_now(record)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_committed_part_left_in_tmp_is_moved_home_and_completes(data_dir):
+    store = stopped_store(data_dir)
+    part = synced_blob(store, b"a part, committed, not renamed")
+    commit_part_without_publishing(store, part)
+    synced_blob(store, b"a part never committed")
+    store.close()
+
+    store = restarted(data_dir)
+    try:
+        assert os.path.exists(store.files.path(part.blob))
+        completed = await store.multipart.complete("u", "b", "k", [RequestedPart(1, part.md5.hexdigest())])
+        assert completed.size == part.size
+        assert read_whole(store, "k") == b"a part, committed, not renamed"
     finally:
         store.close()
     assert tmp_entries(data_dir) == []

@@ -1,0 +1,426 @@
+"""Multipart uploads: parts kept as blobs, completed into an object without copying a byte.
+
+An upload is a row of ``uploads``; each part a row of ``parts`` naming a
+blob of its own, written, synced and published exactly as an object's is
+(see store.py): the part's row commits after its blob's fdatasync, and the
+blob moves home after the commit. Uploading a part number again replaces
+the row, and the blob it named becomes garbage.
+
+Completing is one transaction: the parts chosen become the segments of the
+object, which replaces the key's previous one; the upload and its part rows
+go, and the parts left out become garbage. Readers see the old object or
+the new one, whole, and a crash on either side of the commit leaves one of
+them. Aborting (or expiring) an upload drops its rows and its blobs.
+"""
+
+import json
+import secrets
+import time
+
+from objectstore.checksums import b64digest, new_checksum
+from objectstore.errors import (
+    EntityTooLarge,
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    InvalidRequest,
+    NoSuchUpload,
+)
+from objectstore.storage.composite import FULL_OBJECT, composite_checksum, composite_etag, full_object_crc
+from objectstore.storage.listing import prefix_end
+from objectstore.storage.meta import AfterCommit
+from objectstore.storage.records import ObjectInfo, Part, PartListing, Segment, Upload, UploadListing
+from objectstore.storage.writer import copy_body
+
+MIN_PART_SIZE = 5 * 1024**2
+MAX_PART_SIZE = 5 * 1024**3
+MAX_PARTS = 10_000
+# An object completed from parts may reach 5 TiB (one sent whole: 5 GiB, see web/body.py).
+MAX_COMPLETED_SIZE = 5 * 1024**4
+# A part is a blob however small, even empty, so every part is one segment
+# of the object it completes (GET ?partNumber= finds it by its index).
+PART_INLINE_LIMIT = -1
+# Sorts after every upload id: "any upload of this key" in a listing position.
+_AFTER_ANY_ID = chr(0x10FFFF)
+
+_UPLOAD_COLUMNS = (
+    "id, bucket, key, initiator, owner, acl, headers, metadata, checksum_algorithm, checksum_type, created"
+)
+
+
+def new_upload_id(now):
+    """A random upload id that starts with its creation time, so ids of one key sort oldest first."""
+    return f"{int(now * 1_000_000):014x}{secrets.token_urlsafe(24)}"
+
+
+def check_part_number(number):
+    if not 1 <= number <= MAX_PARTS:
+        raise InvalidArgument(
+            f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=str(number),
+        )
+
+
+class Multipart:
+    """The multipart operations of a Store (which it shares: files, writer, garbage)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    # -- uploads -----------------------------------------------------------
+
+    async def create(self, bucket, key, *, initiator, owner, acl, headers, metadata, checksum=(None, None)):
+        """Start an upload of ``bucket/key``; *checksum*: (algorithm, type) its parts carry, or Nones."""
+        now = time.time()
+        algorithm, kind = checksum
+        upload = Upload(new_upload_id(now), bucket, key, initiator, owner, acl, headers, metadata, algorithm, kind, now)
+
+        def create(conn):
+            self._store._require_bucket(conn, bucket)
+            conn.execute(
+                f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    upload.id,
+                    bucket,
+                    key,
+                    initiator,
+                    owner,
+                    json.dumps(acl),
+                    json.dumps(headers),
+                    json.dumps(metadata),
+                    algorithm,
+                    kind,
+                    now,
+                ),
+            )
+            return upload
+
+        return await self._store._write(create)
+
+    def get(self, upload_id, bucket, key):
+        """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
+        return _upload_of(self._store.meta.reader(), upload_id, bucket, key)
+
+    async def abort(self, upload_id, bucket, key):
+        def abort(conn):
+            _upload_of(conn, upload_id, bucket, key)
+            return AfterCommit(None, self._store._discard(self.drop_uploads(conn, [upload_id])))
+
+        await self._store._write(abort)
+
+    async def expire(self, max_age, now=None):
+        """Abort every upload started more than *max_age* seconds before *now*; how many there were."""
+        cutoff = (time.time() if now is None else now) - max_age
+
+        def sweep(conn):
+            ids = [i for (i,) in conn.execute("SELECT id FROM uploads WHERE created < ?", (cutoff,))]
+            return AfterCommit(len(ids), self._store._discard(self.drop_uploads(conn, ids)))
+
+        return await self._store._write(sweep)
+
+    def drop_uploads(self, conn, upload_ids):
+        """Delete uploads and their parts (in a write); the blobs that are garbage now."""
+        blobs = []
+        for upload_id in upload_ids:
+            blobs.extend(b for (b,) in conn.execute("SELECT blob FROM parts WHERE upload = ?", (upload_id,)))
+        ids = [(upload_id,) for upload_id in upload_ids]
+        conn.executemany("DELETE FROM parts WHERE upload = ?", ids)
+        conn.executemany("DELETE FROM uploads WHERE id = ?", ids)
+        conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
+        return blobs
+
+    # -- parts -------------------------------------------------------------
+
+    def new_part_writer(self):
+        return self._store.new_writer(PART_INLINE_LIMIT)
+
+    async def upload_part(self, upload, number, writer, checksums):
+        """Record what *writer* received as part *number* of *upload*, replacing any part of that number."""
+        check_part_number(number)
+        return await self._record_part(upload, number, writer, checksums)
+
+    async def copy_part(self, upload, number, body, start, length):
+        """Part *number* of *upload* made of *length* bytes from *start* of an opened object *body*.
+
+        The copy runs in a pool thread, hashed (and checksummed with the
+        upload's algorithm) on the way.
+        """
+        check_part_number(number)
+        store = self._store
+        writer, checksums = await store.in_thread(_copy_range, store.files, body, start, length, upload)
+        return await self._record_part(upload, number, writer, checksums)
+
+    async def _record_part(self, upload, number, writer, checksums):
+        if writer.blob is None:
+            writer.write(b"")  # an empty part still gets its (empty) blob
+        blob = writer.blob
+        part = Part(number, writer.size, writer.md5.hexdigest(), time.time(), dict(checksums))
+        store = self._store
+
+        def record(conn):
+            # The upload may have been completed or aborted while the part arrived.
+            _upload_of(conn, upload.id, upload.bucket, upload.key)
+            old = conn.execute("SELECT blob FROM parts WHERE upload = ? AND number = ?", (upload.id, number)).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, checksum, modified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (upload.id, number, blob, part.size, part.etag, json.dumps(part.checksums), part.modified),
+            )
+            replaced = [old[0]] if old else []
+            conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in replaced])
+            discard = store._discard(replaced)
+
+            def publish():
+                store.files.move_home(blob)
+                discard()
+
+            return AfterCommit(part, publish)
+
+        try:
+            # The blob is synced in the batch that commits its row, as an object's is.
+            return await store._write(record, prepare=writer.sync)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def list_parts(self, upload, marker=0, max_parts=1000):
+        """A Deferred PartListing of *upload*'s parts numbered above *marker*."""
+
+        def scan():
+            conn = self._store.meta.reader()
+            _upload_of(conn, upload.id, upload.bucket, upload.key)
+            rows = conn.execute(
+                "SELECT number, size, etag, modified, checksum FROM parts WHERE upload = ? AND number > ?"
+                " ORDER BY number LIMIT ?",
+                (upload.id, marker, max_parts + 1),
+            ).fetchall()
+            parts = [Part(n, size, etag, modified, json.loads(c)) for n, size, etag, modified, c in rows[:max_parts]]
+            return PartListing(parts, len(rows) > max_parts, parts[-1].number if parts else marker)
+
+        return self._store.in_thread(scan)
+
+    def list_uploads(self, bucket, prefix="", delimiter="", key_marker="", upload_id_marker="", max_uploads=1000):
+        """A Deferred UploadListing of *bucket*'s uploads in progress, by key then age."""
+
+        def scan():
+            conn = self._store.meta.reader()
+            self._store._require_bucket(conn, bucket)
+            return list_uploads(conn, bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
+
+        return self._store.in_thread(scan)
+
+    # -- completing --------------------------------------------------------
+
+    async def complete(self, upload_id, bucket, key, requested, expected_size=None, expected_checksum=None):
+        """Make the *requested* parts (RequestedPart, in order) the object ``bucket/key``; its ObjectInfo.
+
+        *expected_size* (x-amz-mp-object-size) and *expected_checksum*
+        (``(algorithm, value)`` of the whole object), when given, must
+        match what the parts make.
+        """
+        store = self._store
+
+        def complete(conn):
+            upload = _upload_of(conn, upload_id, bucket, key)
+            stored = {
+                number: (blob, size, etag, json.loads(checksum))
+                for number, blob, size, etag, checksum in conn.execute(
+                    "SELECT number, blob, size, etag, checksum FROM parts WHERE upload = ?", (upload_id,)
+                )
+            }
+            chosen = choose_parts(upload, requested, stored)
+            info = ObjectInfo(
+                bucket=bucket,
+                key=key,
+                size=sum(size for _, size, _, _ in chosen),
+                etag=composite_etag([etag for _, _, etag, _ in chosen]),
+                modified=time.time(),
+                owner=upload.owner,
+                acl=upload.acl,
+                headers=upload.headers,
+                metadata=upload.metadata,
+                checksums=object_checksums(upload, chosen),
+                segments=tuple(Segment(blob, 0, size) for blob, size, _, _ in chosen),
+            )
+            _check_expectations(info, expected_size, expected_checksum)
+            replaced = store._swap_row(conn, info)
+            used = {blob for blob, _, _, _ in chosen}
+            unused = [blob for blob, _, _, _ in stored.values() if blob not in used]
+            conn.execute("DELETE FROM parts WHERE upload = ?", (upload_id,))
+            conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+            conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in unused])
+            # The parts' blobs are home already: each part's own commit moved it.
+            return AfterCommit(info, store._discard(replaced + unused))
+
+        return await store._write(complete)
+
+
+def choose_parts(upload, requested, stored):
+    """The stored parts a Complete names, in order, as (blob, size, etag, checksums); or AWS's refusal.
+
+    *stored*: part number -> (blob, size, etag, checksums).
+    """
+    previous = 0
+    for part in requested:
+        check_part_number(part.number)
+        if part.number <= previous:
+            raise InvalidPartOrder(UploadId=upload.id)
+        previous = part.number
+    chosen = []
+    for part in requested:
+        found = stored.get(part.number)
+        if found is None or found[2] != part.etag or not _same_checksums(part.checksums, found[3]):
+            raise InvalidPart(UploadId=upload.id, PartNumber=str(part.number), ETag=part.etag)
+        chosen.append(found)
+    for part, (_, size, etag, _) in zip(requested[:-1], chosen[:-1], strict=True):
+        if size < MIN_PART_SIZE:
+            raise EntityTooSmall(
+                ProposedSize=str(size), MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(part.number), ETag=etag
+            )
+    total = sum(size for _, size, _, _ in chosen)
+    if total > MAX_COMPLETED_SIZE:
+        raise EntityTooLarge(ProposedSize=str(total), MaxSizeAllowed=str(MAX_COMPLETED_SIZE))
+    return chosen
+
+
+def _same_checksums(stated, stored):
+    """Does every checksum a Complete states for a part match the part's own?"""
+    return all(stored.get(algorithm) == value for algorithm, value in stated.items())
+
+
+def object_checksums(upload, chosen):
+    """``{algorithm: value}`` of the completed object, from its parts' (empty without an algorithm)."""
+    algorithm = upload.checksum_algorithm
+    if algorithm is None:
+        return {}
+    values = [checksums.get(algorithm) for _, _, _, checksums in chosen]
+    if None in values:
+        raise InvalidRequest(
+            f"The upload was created using a {algorithm.lower()} checksum. The complete request must include "
+            "the checksum for each part. It was missing for part "
+            f"{values.index(None) + 1} in the request."
+        )
+    if upload.checksum_type == FULL_OBJECT:
+        lengths = [size for _, size, _, _ in chosen]
+        return {algorithm: full_object_crc(algorithm, list(zip(values, lengths, strict=True)))}
+    return {algorithm: composite_checksum(algorithm, values)}
+
+
+def _check_expectations(info, expected_size, expected_checksum):
+    if expected_size is not None and expected_size != info.size:
+        raise InvalidRequest(
+            f"The provided 'x-amz-mp-object-size' header value {expected_size} does not match what was "
+            f"computed: {info.size}"
+        )
+    if expected_checksum is not None:
+        algorithm, value = expected_checksum
+        computed = info.checksums.get(algorithm)
+        # A composite value may be stated with or without its "-N".
+        if computed is None or value.partition("-")[0] != computed.partition("-")[0]:
+            raise InvalidRequest(f"The {algorithm.lower()} you specified did not match the calculated checksum.")
+
+
+def _copy_range(files, body, start, length, upload):
+    """Copy bytes [start, start + length) of *body* into a new part writer, synced (blocking)."""
+    running = None if upload.checksum_algorithm is None else new_checksum(upload.checksum_algorithm)
+    window = _Window(body, start, running)
+    writer = copy_body(files, window, length, PART_INLINE_LIMIT)
+    checksums = {} if running is None else {upload.checksum_algorithm: b64digest(running)}
+    return writer, checksums
+
+
+class _Window:
+    """Part of an opened object, read from its own offset 0, checksummed as it is read (in order)."""
+
+    def __init__(self, body, start, checksum):
+        self._body = body
+        self._start = start
+        self._checksum = checksum
+
+    def read(self, offset, length):
+        data = self._body.read(self._start + offset, length)
+        if self._checksum is not None:
+            self._checksum.update(data)
+        return data
+
+
+def _upload_of(conn, upload_id, bucket, key):
+    row = conn.execute(
+        f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND bucket = ? AND key = ?", (upload_id, bucket, key)
+    ).fetchone()
+    if row is None:
+        raise NoSuchUpload(UploadId=upload_id)
+    return _upload(row)
+
+
+def _upload(row):
+    upload_id, bucket, key, initiator, owner, acl, headers, metadata, algorithm, kind, created = row
+    return Upload(
+        upload_id,
+        bucket,
+        key,
+        initiator,
+        owner,
+        json.loads(acl),
+        json.loads(headers),
+        json.loads(metadata),
+        algorithm,
+        kind,
+        created,
+    )
+
+
+def list_uploads(conn, bucket, prefix="", delimiter="", key_marker="", upload_id_marker="", max_uploads=1000):
+    """Uploads of *bucket* after the markers, rolled up into common prefixes by *delimiter*.
+
+    The order is S3's: by key, then oldest first (which is upload id order,
+    see new_upload_id). As in S3, ``upload_id_marker`` only counts with a
+    ``key_marker``: then uploads of that very key with a greater id come
+    first; without one, listing resumes after every upload of the key.
+    """
+    uploads, prefixes = [], []
+    if max_uploads <= 0:
+        return UploadListing(uploads, prefixes, truncated=False)
+    upper = prefix_end(prefix) if prefix else None
+    # The scan position: uploads whose (key, id) comes after (low, after_id).
+    if key_marker and key_marker >= prefix:
+        low, after_id = key_marker, (upload_id_marker or _AFTER_ANY_ID)
+    else:
+        low, after_id = prefix, ""
+    last = ("", "")
+    while True:
+        jumped = False
+        for row in _scan_uploads(conn, bucket, low, after_id, upper):
+            key = row[2]
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    if common > key_marker:
+                        if len(uploads) + len(prefixes) == max_uploads:
+                            return UploadListing(uploads, prefixes, True, *last)
+                        prefixes.append(common)
+                        last = (common, "")
+                    end = prefix_end(common)
+                    if end is None:
+                        return UploadListing(uploads, prefixes, False, *last)
+                    low, after_id, jumped = end, "", True
+                    break
+            if len(uploads) + len(prefixes) == max_uploads:
+                return UploadListing(uploads, prefixes, True, *last)
+            upload = _upload(row)
+            uploads.append(upload)
+            last = (upload.key, upload.id)
+        if not jumped:
+            return UploadListing(uploads, prefixes, False, *last)
+
+
+def _scan_uploads(conn, bucket, low, after_id, upper):
+    sql = f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND (key > ? OR (key = ? AND id > ?))"
+    args = [bucket, low, low, after_id]
+    if upper is not None:
+        sql += " AND key < ?"
+        args.append(upper)
+    return conn.execute(sql + " ORDER BY key, id", args)
