@@ -27,6 +27,8 @@ setup(
             "treq>=24.9",
             "boto3>=1.35",
             "apache-libcloud>=3.8",
+            # awscli pins an exact botocore; pip picks a boto3 that agrees with it.
+            "awscli>=1.36",
             "ruff>=0.6",
         ],
         "bench": ["moto[server]>=5.0", "boto3>=1.35"],

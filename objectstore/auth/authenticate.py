@@ -325,8 +325,8 @@ class _Facts:
         self.query = request.uri.partition(b"?")[2]
         self.bucket_in_host = bucket_in_host
         self.headers = {}
-        # Twisted keeps header names lower-cased in _rawHeaders; its public
-        # iterator re-capitalises every name, a cost on every request.
+        # Twisted's public iterator re-capitalises every header name, a cost
+        # on every request; its raw map has the names as sent.
         raw = getattr(request.requestHeaders, "_rawHeaders", None)
         pairs = raw.items() if raw is not None else request.requestHeaders.getAllRawHeaders()
         for name, values in pairs:

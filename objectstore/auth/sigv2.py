@@ -6,7 +6,6 @@ StringToSign = METHOD \\n Content-MD5 \\n Content-Type \\n Date-or-Expires \\n
 """
 
 import base64
-import hashlib
 import hmac
 from urllib.parse import unquote_to_bytes
 
@@ -53,7 +52,7 @@ def string_to_sign(method, headers, resource, date):
 
 
 def signature(secret, to_sign):
-    return base64.b64encode(hmac.new(secret.encode(), to_sign, hashlib.sha1).digest()).decode()
+    return base64.b64encode(hmac.digest(secret.encode(), to_sign, "sha1")).decode()
 
 
 def _first(headers, name):

@@ -106,7 +106,8 @@ def signing_key(secret, date, region, service="s3"):
 
 
 def signature(key, to_sign):
-    return hmac.new(key, to_sign.encode("latin-1"), hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: a fraction of hmac.new's cost.
+    return hmac.digest(key, to_sign.encode("latin-1"), "sha256").hex()
 
 
 def chunk_string_to_sign(timestamp, scope, previous, chunk_sha256):
@@ -120,4 +121,4 @@ def trailer_string_to_sign(timestamp, scope, previous, trailers):
 
 
 def _hmac(key, text):
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, text.encode(), "sha256")
