@@ -156,6 +156,10 @@ class Credentials:
         row = self.meta.reader().execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()
         return row[0] if row else user_id
 
+    def user_exists(self, user_id):
+        """Is there a user with this canonical id? (A primary-key lookup.)"""
+        return self.meta.reader().execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+
     def user(self, name):
         row = (
             self.meta.reader()

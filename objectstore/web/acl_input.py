@@ -152,7 +152,6 @@ class Grantees:
 
     def __init__(self, credentials):
         self._credentials = credentials
-        self._user_ids = None
 
     def grant(self, kind, reference, permission, argument_name):
         """A grant from a header's ``kind=reference``."""
@@ -166,7 +165,7 @@ class Grantees:
 
     def user(self, user_id, permission, argument_name):
         _check_permission(permission)
-        if user_id != acls.EXEC_READ_USER and user_id not in self._known_user_ids():
+        if user_id != acls.EXEC_READ_USER and not self._credentials.user_exists(user_id):
             raise InvalidArgument("Invalid id", ArgumentName=argument_name, ArgumentValue=user_id)
         return acls.user_grant(user_id, permission)
 
@@ -179,12 +178,6 @@ class Grantees:
     def email(self, address):
         # Users here have no e-mail address, so none resolves: AWS's answer for an unknown one.
         raise UnresolvableGrantByEmailAddress(EmailAddress=address)
-
-    def _known_user_ids(self):
-        # Read once per request: an ACL naming several users costs one query.
-        if self._user_ids is None:
-            self._user_ids = {user.id for user in self._credentials.users()}
-        return self._user_ids
 
 
 def _check_permission(permission):
