@@ -28,6 +28,10 @@ class Config:
     access_log: str = None
     # Multipart uploads older than this many days are aborted; 0: never.
     multipart_expiry: float = 7.0
+    # Image registrations unpacked at once (each takes a thread and a core).
+    image_workers: int = 2
+    # An image whose unpacked size would pass this many bytes is refused.
+    max_image_size: int = 64 * 1024**3
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -46,7 +50,18 @@ def from_file(path, base=None):
     if not parser.has_section(SECTION):
         return base
     section = parser[SECTION]
-    known = {"listen", "data_dir", "domain", "fsync", "region", "io_threads", "access_log", "multipart_expiry"}
+    known = {
+        "listen",
+        "data_dir",
+        "domain",
+        "fsync",
+        "region",
+        "io_threads",
+        "access_log",
+        "multipart_expiry",
+        "image_workers",
+        "max_image_size",
+    }
     unknown = set(section) - known
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]")
@@ -63,6 +78,10 @@ def from_file(path, base=None):
             changes["io_threads"] = section.getint("io_threads")
         if "multipart_expiry" in section:
             changes["multipart_expiry"] = parse_expiry(section["multipart_expiry"])
+        if "image_workers" in section:
+            changes["image_workers"] = parse_workers(section["image_workers"])
+        if "max_image_size" in section:
+            changes["max_image_size"] = parse_size(section["max_image_size"])
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from e
     return replace(base, **changes)
@@ -84,3 +103,31 @@ def with_environment(config, environ):
     if bool(key) != bool(secret):
         raise ConfigError("set both OBJECTSTORE_ACCESS_KEY and OBJECTSTORE_SECRET_KEY, or neither")
     return replace(config, admin_keys=(key, secret)) if key else config
+
+
+def parse_workers(text):
+    try:
+        workers = int(text)
+    except ValueError:
+        raise ValueError(f"image_workers must be a whole number, not {text!r}") from None
+    if workers < 1:
+        raise ValueError(f"image_workers must be 1 or more, not {text!r}")
+    return workers
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text):
+    """Bytes from ``65536``, ``512M``, ``64G``, ``1T`` (binary units; a trailing ``iB`` or ``B`` is allowed)."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = cleaned, ""
+    if cleaned and cleaned[-1] in _SIZE_UNITS:
+        number, unit = cleaned[:-1], cleaned[-1]
+    try:
+        size = int(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"max_image_size must be a size such as 64G, not {text!r}") from None
+    if size < 1:
+        raise ValueError(f"max_image_size must be positive, not {text!r}")
+    return size

@@ -140,3 +140,13 @@ InvalidPartOrder = _error(
 )
 EntityTooSmall = _error("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size.")
 InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+
+# The image registry's errors carry EC2's codes: the same errors reach EC2
+# clients through the Query API and nova-style clients through /_images.
+ImageNotFound = _error("InvalidAMIID.NotFound", 404, "The image id does not exist.")
+MalformedImageId = _error("InvalidAMIID.Malformed", 400, "The image id is malformed.")
+ImageIdInUse = _error("InvalidAMIID.Duplicate", 409, "An image with this id is already registered.")
+InvalidManifest = _error("InvalidManifest", 400, "The manifest could not be read as an image bundle manifest.")
+IncorrectImageState = _error("IncorrectState", 409, "The image is not available.")
+InvalidParameterValue = _error("InvalidParameterValue", 400, "A parameter has an invalid value.")
+MissingParameter = _error("MissingParameter", 400, "A required parameter is missing.")

@@ -1,4 +1,4 @@
-"""``objectstore-manage``: the users and access keys of a data folder.
+"""``objectstore-manage``: the users, access keys and certificates of a data folder.
 
 It works whether or not a server runs on the folder. The server holds the
 folder's lock, so this opens no Store: only the metadata database, writing
@@ -22,6 +22,7 @@ from twisted.python import usage
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
+from objectstore.registry.cloudkey import CloudKey
 from objectstore.storage.meta import Metadata
 
 PROG = "objectstore-manage"
@@ -238,15 +239,86 @@ class KeyOptions(_Group):
     ]
 
 
-class Options(_Group):
-    synopsis = "[options] (user | key) COMMAND [ARGS]"
+# -- certificates ----------------------------------------------------------
+
+
+class CertAdd(_Leaf):
+    arguments = ("USER", "FILE")
     longdesc = (
-        "Manage the users and access keys of an objectstore data folder, whether or not the server "
-        f"is running on it. Run '{PROG} user --help' or '{PROG} key --help' for the commands."
+        "Record the PEM certificate in FILE as one USER bundles images with: the registry then "
+        "verifies the signature of USER's manifests with it. Prints fingerprint=, subject= and "
+        "not_after= lines."
+    )
+
+    def run(self, credentials, out):
+        user = _user(credentials, self["user"])
+        try:
+            with open(self["file"], "rb") as f:
+                pem = f.read()
+        except OSError as e:
+            raise ManageError(f"cannot read {self['file']}: {e.strerror}") from e
+        certificate = credentials.add_certificate(user, pem)
+        _pairs(
+            out, fingerprint=certificate.fingerprint, subject=certificate.subject, not_after=_utc(certificate.not_after)
+        )
+
+
+class CertList(_Leaf):
+    arguments = ("USER",)
+    longdesc = "List USER's bundle-signing certificates under a header: FINGERPRINT, ADDED, NOT_AFTER, SUBJECT."
+
+    def run(self, credentials, out):
+        user = _user(credentials, self["user"])
+        rows = [(c.fingerprint, _utc(c.added), _utc(c.not_after), c.subject) for c in credentials.certificates(user)]
+        _table(out, ("FINGERPRINT", "ADDED", "NOT_AFTER", "SUBJECT"), rows)
+
+
+class CertDelete(_Leaf):
+    arguments = ("USER", "FINGERPRINT")
+    longdesc = "Forget one of USER's certificates (images registered before keep their verified flag)."
+
+    def run(self, credentials, out):
+        user = _user(credentials, self["user"])
+        credentials.delete_certificate(user, self["fingerprint"])
+        print(f"deleted certificate {self['fingerprint']} of user {user.name}", file=out)
+
+
+class CertOptions(_Group):
+    longdesc = "Add, list and delete the certificates users sign image bundles with."
+    subCommands = [
+        ["add", None, CertAdd, "Record a user's bundle-signing certificate."],
+        ["list", None, CertList, "List a user's certificates."],
+        ["delete", None, CertDelete, "Forget one of a user's certificates."],
+    ]
+
+
+class CloudCert(_Leaf):
+    creates = True
+    longdesc = (
+        "Print the cloud certificate that image bundles are encrypted for (euca-bundle-image's "
+        "--ec2cert), creating the cloud key pair in the data folder if it has none. The server "
+        "also serves it at GET /_images/cloud-cert.pem."
+    )
+
+    def run(self, credentials, out):
+        cloud_key = CloudKey(self.data_dir())
+        if cloud_key.ensure():
+            _complain(f"note: created the cloud key pair in {cloud_key.cert_path}")
+        out.write(cloud_key.certificate_pem().decode("ascii"))
+
+
+class Options(_Group):
+    synopsis = "[options] (user | key | cert | cloud-cert) COMMAND [ARGS]"
+    longdesc = (
+        "Manage the users, access keys and certificates of an objectstore data folder, whether or not "
+        f"the server is running on it. Run '{PROG} user --help', '{PROG} key --help' or "
+        f"'{PROG} cert --help' for the commands."
     )
     subCommands = [
         ["user", None, UserOptions, "Users: create, list, delete."],
         ["key", None, KeyOptions, "Access keys: create, list, delete."],
+        ["cert", None, CertOptions, "Users' bundle-signing certificates: add, list, delete."],
+        ["cloud-cert", None, CloudCert, "Print (creating it if needed) the cloud certificate bundles are made for."],
     ]
 
 
@@ -298,7 +370,7 @@ def _run(argv):
         return EXIT_REFUSED
     try:
         command.run(credentials, sys.stdout)
-    except (CredentialsError, S3Error) as e:
+    except (CredentialsError, S3Error, ManageError) as e:
         _complain(str(e))
         return EXIT_REFUSED
     except sqlite3.Error as e:

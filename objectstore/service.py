@@ -10,6 +10,8 @@ from twisted.python import usage
 
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, ensure_admin
+from objectstore.registry.cloudkey import CloudKey
+from objectstore.registry.registrar import Registrar
 from objectstore.storage.store import Store
 from objectstore.web.request import S3Site
 from objectstore.web.root import S3
@@ -38,6 +40,13 @@ class Options(usage.Options):
             None,
             None,
             "Abort multipart uploads older than DAYS (fractions allowed; 0: never) [default: 7].",
+        ],
+        ["image-workers", None, None, "Image bundles unpacked at the same time [default: 2]."],
+        [
+            "max-image-size",
+            None,
+            None,
+            "Refuse images that unpack to more than SIZE bytes (K, M, G, T suffixes) [default: 64G].",
         ],
     ]
     optFlags = [
@@ -80,11 +89,16 @@ class Options(usage.Options):
                 changes[name] = self[option]
         if self["fsync"] or self["no-fsync"]:
             changes["fsync"] = bool(self["fsync"])
-        if self["multipart-expiry"] is not None:
-            try:
-                changes["multipart_expiry"] = configuration.parse_expiry(self["multipart-expiry"])
-            except ValueError as e:
-                raise configuration.ConfigError(str(e)) from e
+        for option, name, parse in (
+            ("multipart-expiry", "multipart_expiry", configuration.parse_expiry),
+            ("image-workers", "image_workers", configuration.parse_workers),
+            ("max-image-size", "max_image_size", configuration.parse_size),
+        ):
+            if self[option] is not None:
+                try:
+                    changes[name] = parse(self[option])
+                except ValueError as e:
+                    raise configuration.ConfigError(str(e)) from e
         return configuration.with_environment(replace(config, **changes), environ)
 
 
@@ -99,10 +113,11 @@ class StoreService(service.Service):
     reactor's, or a test's.
     """
 
-    def __init__(self, store, credentials, config, clock=None):
+    def __init__(self, store, credentials, config, clock=None, registrar=None):
         self.store = store
         self.credentials = credentials
         self.config = config
+        self.registrar = registrar
         self.clock = clock if clock is not None else store.reactor
         self._opened = False
         self._expiry = None
@@ -114,6 +129,8 @@ class StoreService(service.Service):
     def startService(self):
         self._open()
         super().startService()
+        if self.registrar is not None:
+            self.registrar.start()
         max_age = self.config.multipart_expiry * DAY
         if max_age > 0 and self._expiry is None:
             self._expiry = task.LoopingCall(self.expire_uploads, max_age)
@@ -138,14 +155,21 @@ class StoreService(service.Service):
             self._opened = True
             self.store.start()
             announce_admin(self.credentials, self.config)
+            if self.registrar is not None and self.registrar.cloud_key.ensure():
+                log.info(
+                    "Created the cloud key pair for image bundles in {path}.", path=self.registrar.cloud_key.cert_path
+                )
 
     def stopService(self):
+        """Stop the expiry sweeps and registration jobs, then close the store (a Deferred)."""
         super().stopService()
         if self._expiry is not None:
             if self._expiry.running:
                 self._expiry.stop()
             self._expiry = None
-        self.store.close()
+        jobs = self.registrar.stop() if self.registrar is not None else defer.succeed(None)
+        jobs.addCallback(lambda _: self.store.close())
+        return jobs
 
 
 def announce_admin(credentials, config):
@@ -178,9 +202,18 @@ def build(config, reactor=None):
     """(MultiService, Site, Store) for *config*: one listening service per endpoint."""
     store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
     credentials = Credentials(store.meta)
-    root = S3(store, credentials, config)
+    registrar = Registrar(
+        store,
+        credentials,
+        CloudKey(config.data_dir),
+        config.data_dir,
+        workers=config.image_workers,
+        max_image_size=config.max_image_size,
+        reactor=store.reactor,
+    )
+    root = S3(store, credentials, config, registrar)
     top = service.MultiService()
-    StoreService(store, credentials, config).setServiceParent(top)
+    StoreService(store, credentials, config, registrar=registrar).setServiceParent(top)
     site = S3Site(root, access_log=config.access_log)
     for endpoint in config.listen:
         strports.service(endpoint, site).setServiceParent(top)

@@ -111,7 +111,18 @@ class LiveServer:
         conn = self.store.meta.reader()
         rows = {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("buckets", "objects", "segments", "inline_data", "uploads", "parts", "users", "access_keys")
+            for table in (
+                "buckets",
+                "objects",
+                "segments",
+                "inline_data",
+                "uploads",
+                "parts",
+                "users",
+                "access_keys",
+                "images",
+                "user_certificates",
+            )
         }
         return files, rows
 
@@ -128,7 +139,8 @@ async def live_server(tmp_path, **settings):
         yield LiveServer(store, site, port.getHost().port, data_dir, config)
     finally:
         await port.stopListening()
-        top.stopService()
+        # Waits for registration jobs to stop before the store closes.
+        await top.stopService()
 
 
 @pytest_twisted.async_yield_fixture

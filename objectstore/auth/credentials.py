@@ -10,7 +10,10 @@ import secrets
 import string
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from objectstore.errors import InvalidAccessKeyId
 
@@ -67,6 +70,16 @@ class UserOwnsBuckets(CredentialsError):
         self.buckets = buckets
 
 
+class InvalidCertificate(CredentialsError):
+    def __init__(self, reason):
+        super().__init__(f"not a PEM X.509 certificate: {reason}")
+
+
+class NoSuchCertificate(CredentialsError):
+    def __init__(self, name, fingerprint):
+        super().__init__(f"user {name} has no certificate {fingerprint}")
+
+
 class AdminIsPermanent(CredentialsError):
     def __init__(self):
         super().__init__(
@@ -101,6 +114,16 @@ class Caller:
 
 
 ANONYMOUS = Caller()
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A certificate a user signs image bundles with."""
+
+    fingerprint: str  # SHA-256 of the DER form, hex
+    subject: str
+    not_after: float
+    added: float
 
 
 @dataclass(frozen=True)
@@ -161,9 +184,15 @@ class Credentials:
         return self.meta.reader().execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
 
     def user(self, name):
+        return self._user_where("name", name)
+
+    def user_by_id(self, user_id):
+        return self._user_where("id", user_id)
+
+    def _user_where(self, column, value):
         row = (
             self.meta.reader()
-            .execute("SELECT id, name, display_name, admin FROM users WHERE name = ?", (name,))
+            .execute(f"SELECT id, name, display_name, admin FROM users WHERE {column} = ?", (value,))
             .fetchone()
         )
         return None if row is None else User(row[0], row[1], row[2], bool(row[3]))
@@ -251,12 +280,44 @@ class Credentials:
                 raise UserOwnsBuckets(name, buckets)
             keys = [k for (k,) in conn.execute("SELECT access_key FROM access_keys WHERE user_id = ?", (user_id,))]
             conn.execute("DELETE FROM access_keys WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM user_certificates WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             return keys
 
         keys = self.meta.write_now(delete)
         self._forget(keys)
         return len(keys)
+
+    # -- bundle-signing certificates ---------------------------------------
+
+    def add_certificate(self, user, pem):
+        """Record a PEM certificate *user* signs bundles with; its Certificate."""
+        certificate, canonical_pem = _read_certificate(pem)
+
+        def add(conn):
+            conn.execute(
+                "INSERT OR REPLACE INTO user_certificates (user_id, fingerprint, pem, added) VALUES (?, ?, ?, ?)",
+                (user.id, certificate.fingerprint, canonical_pem.decode("ascii"), certificate.added),
+            )
+            return certificate
+
+        return self.meta.write_now(add)
+
+    def certificates(self, user):
+        rows = self.meta.reader().execute(
+            "SELECT pem, added FROM user_certificates WHERE user_id = ? ORDER BY added", (user.id,)
+        )
+        return [replace(_read_certificate(pem.encode("ascii"))[0], added=added) for pem, added in rows]
+
+    def delete_certificate(self, user, fingerprint):
+        def delete(conn):
+            cursor = conn.execute(
+                "DELETE FROM user_certificates WHERE user_id = ? AND fingerprint = ?", (user.id, fingerprint.lower())
+            )
+            if cursor.rowcount == 0:
+                raise NoSuchCertificate(user.name, fingerprint)
+
+        self.meta.write_now(delete)
 
     def delete_key(self, access_key):
         """Delete one access key; the name of the user that held it."""
@@ -279,6 +340,21 @@ class Credentials:
         """Drop deleted keys from this process's cache at once (other processes wait for expiry)."""
         for access_key in access_keys:
             self._callers.pop(access_key, None)
+
+
+def _read_certificate(pem):
+    """(Certificate, the certificate alone as PEM) of PEM bytes."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError as e:
+        raise InvalidCertificate(str(e)) from None
+    described = Certificate(
+        fingerprint=certificate.fingerprint(hashes.SHA256()).hex(),
+        subject=certificate.subject.rfc4514_string(),
+        not_after=certificate.not_valid_after_utc.timestamp(),
+        added=time.time(),
+    )
+    return described, certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def _check_names(name, display_name, admin):

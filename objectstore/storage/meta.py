@@ -99,6 +99,37 @@ CREATE TABLE IF NOT EXISTS users (
     admin INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 ) WITHOUT ROWID;
+-- Registered machine images (objectstore/registry/); an image's file is
+-- images/<id>/image in the data folder, there only once it is available.
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    type TEXT NOT NULL,
+    architecture TEXT,
+    kernel_id TEXT,
+    ramdisk_id TEXT,
+    block_devices TEXT NOT NULL,
+    is_public INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    size INTEGER,
+    sha1 TEXT,
+    signature_verified INTEGER NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS images_by_owner ON images (owner);
+-- Certificates users bundle images with: a manifest signed with the key of
+-- one of its uploader's certificates counts as verified.
+CREATE TABLE IF NOT EXISTS user_certificates (
+    user_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    pem TEXT NOT NULL,
+    added REAL NOT NULL,
+    PRIMARY KEY (user_id, fingerprint)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS access_keys (
     access_key TEXT PRIMARY KEY,
     secret TEXT NOT NULL,

@@ -12,14 +12,19 @@ from twisted.web.resource import Resource
 from objectstore.auth.authenticate import Authenticator
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.bucket import BucketResource
+from objectstore.web.images import image_resource
 from objectstore.web.object import ObjectResource
 from objectstore.web.service import ServiceResource
 
+# The image API's path: no bucket can have this name (see storage/names.py).
+IMAGES_PATH = "_images"
+
 
 class S3(Resource):
-    def __init__(self, store, credentials, config):
+    def __init__(self, store, credentials, config, registrar=None):
         super().__init__()
         self.store = store
+        self.registrar = registrar
         self.credentials = credentials
         self.config = config
         self.authenticator = Authenticator(credentials, config.region)
@@ -33,6 +38,10 @@ class S3(Resource):
         request.auth = self.identify(request)
         request.caller = request.auth.caller
         bucket, raw_key = self.target(request)
+        if bucket == IMAGES_PATH:
+            images = image_resource(self, request)
+            if images is not None:
+                return images
         if bucket is None:
             return self.service
         if raw_key is None:

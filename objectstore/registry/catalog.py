@@ -1,0 +1,149 @@
+"""The images table: image records as the registry reads and writes them.
+
+Reads are point lookups and small scans on the calling thread's
+connection; writes go through the metadata writer (Deferreds), like every
+other change to the index.
+"""
+
+import json
+
+from objectstore.registry.records import AVAILABLE, FAILED, IN_FLIGHT, Image
+
+_COLUMNS = (
+    "id location owner name description type architecture kernel_id ramdisk_id block_devices"
+    " is_public state reason size sha1 signature_verified created"
+).split()
+# What an image's owner may change once it is registered.
+_CHANGEABLE = frozenset({"name", "description", "is_public"})
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM images"
+
+
+class ImageIdTaken(Exception):
+    """An image with this id exists already."""
+
+
+class Catalog:
+    def __init__(self, meta):
+        self.meta = meta
+
+    # -- reading ---------------------------------------------------------
+
+    def get(self, image_id):
+        row = self.meta.reader().execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
+        return None if row is None else _image(row)
+
+    def all(self):
+        return [_image(row) for row in self.meta.reader().execute(f"{_SELECT} ORDER BY created, id")]
+
+    def visible(self, user):
+        """The images *user* may see: their own and the public ones (admins: all)."""
+        if user is not None and user.admin:
+            return self.all()
+        if user is None:
+            rows = self.meta.reader().execute(f"{_SELECT} WHERE is_public ORDER BY created, id")
+        else:
+            rows = self.meta.reader().execute(
+                f"{_SELECT} WHERE is_public OR owner = ? ORDER BY created, id", (user.id,)
+            )
+        return [_image(row) for row in rows]
+
+    def in_flight(self):
+        marks = ", ".join("?" * len(IN_FLIGHT))
+        rows = self.meta.reader().execute(f"{_SELECT} WHERE state IN ({marks}) ORDER BY created", IN_FLIGHT)
+        return [_image(row) for row in rows]
+
+    def user_certificates(self, user_id):
+        """The PEM certificates *user_id* bundles with."""
+        rows = self.meta.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
+        return [pem.encode("ascii") for (pem,) in rows]
+
+    # -- writing (Deferreds) ---------------------------------------------
+
+    def add(self, image):
+        def insert(conn):
+            if conn.execute("SELECT 1 FROM images WHERE id = ?", (image.id,)).fetchone():
+                raise ImageIdTaken(image.id)
+            conn.execute(
+                f"INSERT INTO images ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                _row(image),
+            )
+            return image
+
+        return self.meta.write(insert)
+
+    def set_state(self, image_id, state):
+        """Move an image still being registered to *state*; False if it is not (gone, failed)."""
+        return self._update_in_flight(image_id, state=state)
+
+    def set_available(self, image_id, size, sha1, signature_verified):
+        return self._update_in_flight(
+            image_id, state=AVAILABLE, size=size, sha1=sha1, signature_verified=int(signature_verified)
+        )
+
+    def set_failed(self, image_id, reason):
+        return self._update_in_flight(image_id, state=FAILED, reason=reason)
+
+    def _update_in_flight(self, image_id, **fields):
+        marks = ", ".join("?" * len(IN_FLIGHT))
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+
+        def update(conn):
+            cursor = conn.execute(
+                f"UPDATE images SET {assignments} WHERE id = ? AND state IN ({marks})",
+                (*fields.values(), image_id, *IN_FLIGHT),
+            )
+            return cursor.rowcount == 1
+
+        return self.meta.write(update)
+
+    def update(self, image_id, **fields):
+        """Change an image's public flag, name or description; False if it is gone."""
+        unknown = set(fields) - _CHANGEABLE
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))} of an image")
+        fields = {name: int(value) if name == "is_public" else value for name, value in fields.items()}
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+
+        def update(conn):
+            return (
+                conn.execute(f"UPDATE images SET {assignments} WHERE id = ?", (*fields.values(), image_id)).rowcount
+                == 1
+            )
+
+        return self.meta.write(update)
+
+    def remove(self, image_id):
+        def delete(conn):
+            return conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 1
+
+        return self.meta.write(delete)
+
+
+def _row(image):
+    return (
+        image.id,
+        image.location,
+        image.owner,
+        image.name,
+        image.description,
+        image.type,
+        image.architecture,
+        image.kernel_id,
+        image.ramdisk_id,
+        json.dumps([list(pair) for pair in image.block_devices]),
+        int(image.is_public),
+        image.state,
+        image.reason,
+        image.size,
+        image.sha1,
+        int(image.signature_verified),
+        image.created,
+    )
+
+
+def _image(row):
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["block_devices"] = tuple(tuple(pair) for pair in json.loads(values["block_devices"]))
+    values["is_public"] = bool(values["is_public"])
+    values["signature_verified"] = bool(values["signature_verified"])
+    return Image(**values)

@@ -1,0 +1,304 @@
+"""Registration: a bundle in a bucket becomes an image, off the reactor.
+
+``register`` checks what can be checked at once (the location, the user's
+right to read the manifest, the manifest itself) and answers with the new
+image's id; a job then decrypts and unpacks the bundle in a worker thread
+(at most ``image_workers`` at a time) while the S3 service goes on
+answering. The image file is written as ``image.partial`` in the image's
+own folder, renamed to ``image`` once whole and checked, and only then is
+the image marked available: a crash at any point leaves an image that is
+still in flight, which the next start registers again from the bundle.
+"""
+
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import replace
+
+from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from images import crypto
+from images.errors import BundleError, ManifestError
+from images.manifest import image_type, parse_manifest
+from images.unbundle import unbundle
+from objectstore.errors import (
+    AccessDenied,
+    ImageIdInUse,
+    ImageNotFound,
+    InvalidManifest,
+    InvalidParameterValue,
+    MalformedImageId,
+    S3Error,
+)
+from objectstore.registry import records
+from objectstore.registry.catalog import Catalog, ImageIdTaken
+from objectstore.registry.records import PENDING, Image, is_image_id
+from objectstore.registry.source import MANIFEST_SUFFIX, BundleSource, parse_location
+
+log = Logger()
+IMAGE_FILE = "image"
+PARTIAL_FILE = "image.partial"
+# Kernel and ramdisk references a manifest or a request may carry: our own
+# ids, or Eucalyptus's (eki-/eri-) for bundles made there.
+_KERNEL_ID = re.compile(r"[ae]ki-[0-9a-f]{8}")
+_RAMDISK_ID = re.compile(r"[ae]ri-[0-9a-f]{8}")
+
+
+class Cancelled(Exception):
+    """The job's image was deregistered, or the server is stopping."""
+
+
+class Registrar:
+    def __init__(self, store, credentials, cloud_key, data_dir, *, workers, max_image_size, reactor):
+        self.store = store
+        self.credentials = credentials
+        self.cloud_key = cloud_key
+        self.images_dir = os.path.join(data_dir, "images")
+        self.max_image_size = max_image_size
+        self.reactor = reactor
+        self.catalog = Catalog(store.meta)
+        self._pool = ThreadPool(minthreads=0, maxthreads=workers, name="objectstore-images")
+        # image id -> (cancel event, the job's Deferred)
+        self._jobs = {}
+        self._stopping = False
+
+    # -- life cycle ------------------------------------------------------
+
+    def start(self):
+        """Clear what unfinished registrations left on disk, and register those images again."""
+        self._stopping = False
+        os.makedirs(self.images_dir, mode=0o700, exist_ok=True)
+        available = {image.id for image in self.catalog.all() if image.available}
+        for name in os.listdir(self.images_dir):
+            if name not in available:
+                shutil.rmtree(os.path.join(self.images_dir, name), ignore_errors=True)
+        self._pool.start()
+        for image in self.catalog.in_flight():
+            log.info(
+                "Resuming the registration of {image_id} ({location}).", image_id=image.id, location=image.location
+            )
+            self._start_job(image.id)
+
+    def stop(self):
+        """Cancel running jobs (their images stay in flight, to resume at the next start); a Deferred."""
+        self._stopping = True
+        for cancel, _ in self._jobs.values():
+            cancel.set()
+        jobs = DeferredList([job for _, job in self._jobs.values()], consumeErrors=True)
+        jobs.addCallback(lambda _: self._pool.stop())
+        return jobs
+
+    # -- what the APIs ask -----------------------------------------------
+
+    async def register(
+        self,
+        user,
+        location,
+        *,
+        image_id=None,
+        name=None,
+        description=None,
+        architecture=None,
+        kernel_id=None,
+        ramdisk_id=None,
+    ):
+        """Register the bundle at *location* for *user*; the new image, still pending."""
+        if user is None:
+            raise AccessDenied("Anonymous users cannot register images.")
+        bucket, key = parse_location(location)
+        if image_id is not None:
+            if not is_image_id(image_id):
+                raise MalformedImageId(f"Invalid id: {image_id!r}.", ImageId=image_id)
+            if self.catalog.get(image_id) is not None:
+                raise ImageIdInUse(f"The image id {image_id} is already in use.", ImageId=image_id)
+        source = BundleSource(self.store, bucket, key, user, self.reactor)
+        data = await source.read_manifest()
+        try:
+            manifest = await self.store.in_thread(parse_manifest, data)
+        except ManifestError as e:
+            raise InvalidManifest(f"Invalid manifest {source.location}: {e}") from None
+        kind = image_type(manifest, key)
+        if image_id is not None and not records.id_matches_type(image_id, kind):
+            raise MalformedImageId(f"The id {image_id} does not name a {kind} image.", ImageId=image_id)
+        image = Image(
+            id=image_id or records.new_image_id(kind),
+            location=source.location,
+            owner=user.id,
+            name=name or manifest.name or _base_name(key),
+            description=description or "",
+            type=kind,
+            architecture=architecture or manifest.architecture or "x86_64",
+            kernel_id=_reference(kernel_id or manifest.kernel_id, _KERNEL_ID, "KernelId", explicit=kernel_id),
+            ramdisk_id=_reference(ramdisk_id or manifest.ramdisk_id, _RAMDISK_ID, "RamdiskId", explicit=ramdisk_id),
+            block_devices=tuple(manifest.block_device_mapping),
+            is_public=False,
+            state=PENDING,
+            reason=None,
+            size=None,
+            sha1=None,
+            signature_verified=False,
+            created=time.time(),
+        )
+        image = await self._add(image, fixed_id=image_id is not None)
+        self._start_job(image.id)
+        return image
+
+    async def _add(self, image, fixed_id):
+        for _ in range(5):
+            try:
+                return await self.catalog.add(image)
+            except ImageIdTaken:
+                if fixed_id:
+                    raise ImageIdInUse(f"The image id {image.id} is already in use.", ImageId=image.id) from None
+                image = replace(image, id=records.new_image_id(image.type))
+        raise ImageIdInUse("Could not find a free image id.")
+
+    def get(self, image_id):
+        """The image *image_id* (MalformedImageId, ImageNotFound)."""
+        if not is_image_id(image_id):
+            raise MalformedImageId(f"Invalid id: {image_id!r}.", ImageId=image_id)
+        image = self.catalog.get(image_id)
+        if image is None:
+            raise ImageNotFound(f"The image id '[{image_id}]' does not exist.", ImageId=image_id)
+        return image
+
+    def visible(self, user):
+        return self.catalog.visible(user)
+
+    def image_path(self, image):
+        return os.path.join(self.images_dir, image.id, IMAGE_FILE)
+
+    async def change(self, user, image_id, **fields):
+        """Set *fields* (is_public, name, description) of an image *user* manages; the changed image."""
+        image = self._managed(user, image_id)
+        if not fields:
+            return image
+        if not await self.catalog.update(image.id, **fields):
+            raise ImageNotFound(f"The image id '[{image_id}]' does not exist.", ImageId=image_id)
+        return self.catalog.get(image.id)
+
+    async def deregister(self, user, image_id):
+        image = self._managed(user, image_id)
+        job = self._jobs.get(image.id)
+        if job is not None:
+            job[0].set()
+        await self.catalog.remove(image.id)
+        if job is None:
+            # A running job clears its own folder once it sees it is cancelled.
+            await self.store.in_thread(shutil.rmtree, os.path.join(self.images_dir, image.id), True)
+
+    def _managed(self, user, image_id):
+        image = self.get(image_id)
+        if not records.manageable_by(image, user):
+            raise AccessDenied(f"Only the owner of {image_id} may change it.")
+        return image
+
+    # -- the job ---------------------------------------------------------
+
+    def _start_job(self, image_id):
+        cancel = threading.Event()
+        job = ensureDeferred(self._run(image_id, cancel))
+        self._jobs[image_id] = (cancel, job)
+        job.addBoth(self._forget_job, image_id)
+
+    def _forget_job(self, result, image_id):
+        self._jobs.pop(image_id, None)
+        return result
+
+    async def _run(self, image_id, cancel):
+        image = self.catalog.get(image_id)
+        if image is None or not image.in_flight:
+            return
+        folder = os.path.join(self.images_dir, image.id)
+        done = False
+        try:
+            source = self._source(image)
+            data = await source.read_manifest()
+            size, sha1, verified = await deferToThreadPool(
+                self.reactor, self._pool, self._unpack, image, data, source, folder, cancel
+            )
+            done = await self.catalog.set_available(image.id, size, sha1, verified)
+            log.info("Image {image_id} is available ({size} bytes).", image_id=image.id, size=size)
+        except Cancelled:
+            return
+        except (BundleError, S3Error) as e:
+            await self._fail(image, str(e) if isinstance(e, BundleError) else e.message)
+        except Exception:
+            log.failure("Registering {image_id} failed unexpectedly", image_id=image.id)
+            await self._fail(image, "internal error while registering the image (see the server log)")
+        finally:
+            if not done and not (self._stopping and cancel.is_set()):
+                await self.store.in_thread(shutil.rmtree, folder, True)
+
+    def _source(self, image):
+        bucket, key = parse_location(image.location)
+        user = self.credentials.user_by_id(image.owner)
+        if user is None:
+            raise BundleError("the user who registered the image no longer exists")
+        return BundleSource(self.store, bucket, key, user, self.reactor)
+
+    async def _fail(self, image, reason):
+        log.info("Image {image_id} failed: {reason}", image_id=image.id, reason=reason)
+        await self.catalog.set_failed(image.id, reason)
+
+    def _unpack(self, image, data, source, folder, cancel):
+        """In a worker thread: the bundle into *folder*/image; (size, sha1, signature verified)."""
+        if cancel.is_set():
+            raise Cancelled()
+        manifest = parse_manifest(data)
+        certificates = [crypto.load_certificate(pem) for pem in self.catalog.user_certificates(image.owner)]
+        verified = crypto.verify_signature(manifest, certificates)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        partial = os.path.join(folder, PARTIAL_FILE)
+        if os.path.lexists(partial):
+            os.unlink(partial)
+
+        def on_progress(done):
+            if cancel.is_set():
+                raise Cancelled()
+
+        result = unbundle(
+            manifest,
+            source.open_part,
+            self.cloud_key.private_key(),
+            partial,
+            max_size=self.max_image_size,
+            on_stage=lambda stage: self.reactor.callFromThread(self._stage, image.id, stage),
+            on_progress=on_progress,
+        )
+        os.replace(partial, os.path.join(folder, IMAGE_FILE))
+        _sync_dir(folder)
+        return result.size, result.tar_sha1, verified
+
+    def _stage(self, image_id, stage):
+        d = self.catalog.set_state(image_id, stage)
+        d.addErrback(lambda failure: log.failure("Recording the state of {image_id}", failure, image_id=image_id))
+
+
+def _sync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _base_name(key):
+    name = key.rsplit("/", 1)[-1]
+    return name[: -len(MANIFEST_SUFFIX)] if name.endswith(MANIFEST_SUFFIX) else name
+
+
+def _reference(value, pattern, parameter, explicit):
+    """A kernel or ramdisk id worth keeping: a request's must be one; a manifest's may be ``true``."""
+    if not value:
+        return None
+    if pattern.fullmatch(value):
+        return value
+    if explicit:
+        raise InvalidParameterValue(f"Invalid {parameter}: {value!r}.")
+    return None
