@@ -286,3 +286,24 @@ async def test_unknown_paths_under_images_are_not_found(tmp_path):
         assert (response.code, error_code(content)) == (400, "InvalidAMIID.Malformed")
         response, content = await call(server, "PATCH", "/_images/", keys=ADMIN_KEYS)
         assert (response.code, error_code(content)) == (405, "MethodNotAllowed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_manifest_is_verified_with_the_users_certificate_when_the_registry_has_it(tmp_path):
+    async with live_server(tmp_path) as server:
+        alice = await new_user(server, "alice")
+        location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 40_000)
+        _, answer = await register(server, location, alice.keys)
+        unverified = await wait_settled(server, answer["imageId"], alice.keys)
+        assert (unverified["imageState"], unverified["signatureVerified"]) == ("available", False)
+
+        # Another user's certificate proves nothing about alice's manifest.
+        stranger = UserKeys(None, None, "stranger")
+        server.credentials.add_certificate(server.credentials.user("alice"), stranger.cert_pem)
+        _, answer = await register(server, location, alice.keys)
+        assert (await wait_settled(server, answer["imageId"], alice.keys))["signatureVerified"] is False
+
+        server.credentials.add_certificate(server.credentials.user("alice"), alice.cert_pem)
+        _, answer = await register(server, location, alice.keys)
+        verified = await wait_settled(server, answer["imageId"], alice.keys)
+        assert (verified["imageState"], verified["signatureVerified"]) == ("available", True)

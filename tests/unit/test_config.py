@@ -88,3 +88,27 @@ def test_a_multipart_expiry_that_is_no_number_of_days_is_refused(tmp_path, value
         from_file(str(path))
     with pytest.raises(usage.UsageError, match="multipart_expiry"):
         Options().parseOptions(["--multipart-expiry", value])
+
+
+def test_image_workers_and_max_image_size_from_the_file_or_the_command_line(tmp_path):
+    assert (Config().image_workers, Config().max_image_size) == (2, 64 * 1024**3)
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nimage_workers = 4\nmax_image_size = 512M\n")
+    config = from_file(str(path))
+    assert (config.image_workers, config.max_image_size) == (4, 512 * 1024**2)
+    config = parse(["--config", str(path), "--image-workers", "1", "--max-image-size", "10GiB"])
+    assert (config.image_workers, config.max_image_size) == (1, 10 * 1024**3)
+    assert parse(["--max-image-size", "65536"]).max_image_size == 65536
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("image_workers", "0"), ("image_workers", "two"), ("max_image_size", "0"), ("max_image_size", "lots")],
+)
+def test_image_settings_that_make_no_sense_are_refused(tmp_path, option, value):
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[objectstore]\n{option} = {value}\n")
+    with pytest.raises(ConfigError, match=option):
+        from_file(str(path))
+    with pytest.raises(usage.UsageError, match=option):
+        Options().parseOptions(["--" + option.replace("_", "-"), value])

@@ -204,3 +204,59 @@ async def test_it_works_beside_a_running_store_and_keeps_bucket_owners(capsys, d
         assert index_rows(data_dir) == [[], []]
     finally:
         store.close()
+
+
+def test_cloud_cert_creates_the_key_pair_once_and_prints_the_certificate(capsys, data_dir):
+    status, first, err = manage(capsys, "-d", data_dir, "cloud-cert")
+    assert status == 0
+    assert first.startswith("-----BEGIN CERTIFICATE-----")
+    assert "created the cloud key pair" in err
+    assert stat.S_IMODE(os.stat(os.path.join(data_dir, "cloud-key.pem")).st_mode) == 0o600
+    status, second, err = manage(capsys, "-d", data_dir, "cloud-cert")
+    assert (status, second, err) == (0, first, "")
+
+
+def test_cert_add_list_and_delete(capsys, data_dir, tmp_path):
+    from images.crypto import new_key_and_certificate
+
+    manage(capsys, "-d", data_dir, "user", "create", "alice")
+    _, cert_pem = new_key_and_certificate("alice's bundling certificate")
+    path = tmp_path / "alice.pem"
+    path.write_bytes(cert_pem)
+
+    status, out, _ = manage(capsys, "-d", data_dir, "cert", "add", "alice", str(path))
+    assert status == 0
+    added = pairs(out)
+    assert list(added) == ["fingerprint", "subject", "not_after"]
+    assert added["subject"] == "CN=alice's bundling certificate"
+
+    status, out, _ = manage(capsys, "-d", data_dir, "cert", "list", "alice")
+    header, rows = table(out)
+    assert header == ["FINGERPRINT", "ADDED", "NOT_AFTER", "SUBJECT"]
+    assert [row[0] for row in rows] == [added["fingerprint"]]
+
+    status, out, _ = manage(capsys, "-d", data_dir, "cert", "delete", "alice", added["fingerprint"])
+    assert status == 0
+    status, out, _ = manage(capsys, "-d", data_dir, "cert", "list", "alice")
+    assert table(out)[1] == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["cert", "add", "alice", "{garbage}"], "not a PEM X.509 certificate"),
+        (["cert", "add", "alice", "{missing}"], "cannot read"),
+        (["cert", "add", "nobody", "{garbage}"], "nobody"),
+        (["cert", "delete", "alice", "00ff"], "has no certificate 00ff"),
+    ],
+)
+def test_cert_refusals_exit_1_and_change_nothing(capsys, data_dir, tmp_path, argv, message):
+    manage(capsys, "-d", data_dir, "user", "create", "alice")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    argv = [a.format(garbage=garbage, missing=tmp_path / "missing.pem") for a in argv]
+    before = index_rows(data_dir)
+    status, out, err = manage(capsys, "-d", data_dir, *argv)
+    assert (status, out) == (1, "")
+    assert message in err
+    assert index_rows(data_dir) == before
