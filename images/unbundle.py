@@ -175,9 +175,10 @@ class _ImageFile:
         try:
             self._fd = os.open(path, flags, 0o600)
         except FileExistsError:
-            raise BundleError(f"the image file {path} already exists") from None
+            raise BundleError("the image file already exists") from None
         except OSError as e:
-            raise BundleError(f"cannot create the image file {path}: {e.strerror or e}") from None
+            # The reason reaches users: it names no server path.
+            raise BundleError(f"cannot create the image file: {e.strerror or e}") from None
         self._path = path
         self.size = 0
 

@@ -150,3 +150,6 @@ InvalidManifest = _error("InvalidManifest", 400, "The manifest could not be read
 IncorrectImageState = _error("IncorrectState", 409, "The image is not available.")
 InvalidParameterValue = _error("InvalidParameterValue", 400, "A parameter has an invalid value.")
 MissingParameter = _error("MissingParameter", 400, "A required parameter is missing.")
+InvalidAction = _error("InvalidAction", 400, "The action is not valid for this web service.")
+AuthFailure = _error("AuthFailure", 401, "AWS was not able to validate the provided access credentials.")
+ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")

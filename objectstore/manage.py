@@ -22,7 +22,7 @@ from twisted.python import usage
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
-from objectstore.registry.cloudkey import CloudKey
+from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.storage.meta import Metadata
 
 PROG = "objectstore-manage"
@@ -370,8 +370,11 @@ def _run(argv):
         return EXIT_REFUSED
     try:
         command.run(credentials, sys.stdout)
-    except (CredentialsError, S3Error, ManageError) as e:
+    except (CredentialsError, S3Error, ManageError, CloudKeyError) as e:
         _complain(str(e))
+        return EXIT_REFUSED
+    except OSError as e:
+        _complain(f"{e.filename or 'data folder'}: {e.strerror or e}")
         return EXIT_REFUSED
     except sqlite3.Error as e:
         _complain(f"metadata database error: {e}")

@@ -167,7 +167,7 @@ class StoreService(service.Service):
             if self._expiry.running:
                 self._expiry.stop()
             self._expiry = None
-        jobs = self.registrar.stop() if self.registrar is not None else defer.succeed(None)
+        jobs = defer.ensureDeferred(self.registrar.stop()) if self.registrar is not None else defer.succeed(None)
         jobs.addCallback(lambda _: self.store.close())
         return jobs
 

@@ -21,12 +21,26 @@ class CloudKey:
         self.cert_path = os.path.join(data_dir, CERT_FILE)
 
     def ensure(self):
-        """Create the key pair unless there is one; True if it was created."""
-        if os.path.exists(self.key_path) and os.path.exists(self.cert_path):
+        """Create the key pair unless there is one; True if this call created it.
+
+        Never replaces a key: bundles already made for its certificate would
+        become undecryptable. The pair is published with link(), which fails
+        if another process (the server, objectstore-manage) got there first.
+        """
+        if os.path.exists(self.key_path):
+            if not os.path.exists(self.cert_path):
+                raise CloudKeyError(
+                    f"{self.key_path} has no certificate beside it ({CERT_FILE}); restore it rather than "
+                    "make a new key, which would strand every bundle made for the old one"
+                )
             return False
         key_pem, cert_pem = crypto.new_key_and_certificate(COMMON_NAME)
-        _write_new(self.key_path, key_pem, 0o600)
-        _write_new(self.cert_path, cert_pem, 0o644)
+        try:
+            _write_new(self.key_path, key_pem, 0o600, replace=False)
+        except FileExistsError:
+            # Another process made the key meanwhile: its certificate is the one to keep.
+            return False
+        _write_new(self.cert_path, cert_pem, 0o644, replace=True)
         return True
 
     def certificate_pem(self):
@@ -38,8 +52,12 @@ class CloudKey:
             return crypto.load_private_key(f.read())
 
 
-def _write_new(path, data, mode):
-    """Write *path* whole or not at all (a temp file renamed into place)."""
+class CloudKeyError(Exception):
+    """The cloud key pair is damaged."""
+
+
+def _write_new(path, data, mode, replace):
+    """Write *path* whole or not at all: a temp file, fsynced, then renamed (or linked, if not *replace*)."""
     temp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -47,8 +65,10 @@ def _write_new(path, data, mode):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    finally:
         if os.path.exists(temp):
             os.unlink(temp)
-        raise

@@ -34,6 +34,7 @@ from objectstore.errors import (
     InvalidParameterValue,
     MalformedImageId,
     S3Error,
+    ServiceUnavailable,
 )
 from objectstore.registry import records
 from objectstore.registry.catalog import Catalog, ImageIdTaken
@@ -72,7 +73,9 @@ class Registrar:
     def start(self):
         """Clear what unfinished registrations left on disk, and register those images again."""
         self._stopping = False
-        os.makedirs(self.images_dir, mode=0o700, exist_ok=True)
+        if not os.path.isdir(self.images_dir):
+            os.makedirs(self.images_dir, mode=0o700)
+            _sync_dir(os.path.dirname(self.images_dir))
         available = {image.id for image in self.catalog.all() if image.available}
         for name in os.listdir(self.images_dir):
             if name not in available:
@@ -84,14 +87,19 @@ class Registrar:
             )
             self._start_job(image.id)
 
-    def stop(self):
-        """Cancel running jobs (their images stay in flight, to resume at the next start); a Deferred."""
+    async def stop(self):
+        """Cancel running jobs (their images stay in flight, to resume at the next start).
+
+        No new job starts once stopping, and the pool is stopped only when no
+        job is left: its threads may be waiting on the reactor, which must
+        not be blocked joining them.
+        """
         self._stopping = True
-        for cancel, _ in self._jobs.values():
-            cancel.set()
-        jobs = DeferredList([job for _, job in self._jobs.values()], consumeErrors=True)
-        jobs.addCallback(lambda _: self._pool.stop())
-        return jobs
+        while self._jobs:
+            for cancel, _ in list(self._jobs.values()):
+                cancel.set()
+            await DeferredList([job for _, job in list(self._jobs.values())], consumeErrors=True)
+        self._pool.stop()
 
     # -- what the APIs ask -----------------------------------------------
 
@@ -110,11 +118,14 @@ class Registrar:
         """Register the bundle at *location* for *user*; the new image, still pending."""
         if user is None:
             raise AccessDenied("Anonymous users cannot register images.")
+        if self._stopping:
+            raise ServiceUnavailable("The server is shutting down; register the image again once it is back.")
         bucket, key = parse_location(location)
         if image_id is not None:
             if not is_image_id(image_id):
                 raise MalformedImageId(f"Invalid id: {image_id!r}.", ImageId=image_id)
-            if self.catalog.get(image_id) is not None:
+            # A deregistered image's job may still be winding down under this id.
+            if self.catalog.get(image_id) is not None or image_id in self._jobs:
                 raise ImageIdInUse(f"The image id {image_id} is already in use.", ImageId=image_id)
         source = BundleSource(self.store, bucket, key, user, self.reactor)
         data = await source.read_manifest()
@@ -122,6 +133,10 @@ class Registrar:
             manifest = await self.store.in_thread(parse_manifest, data)
         except ManifestError as e:
             raise InvalidManifest(f"Invalid manifest {source.location}: {e}") from None
+        if not user.admin and manifest.user != user.id:
+            # The bundle was made for another account: reading its parts
+            # (public-read ones, say) must not be a way to decrypt it.
+            raise AccessDenied(f"The manifest {source.location} was bundled for another account ({manifest.user!r}).")
         kind = image_type(manifest, key)
         if image_id is not None and not records.id_matches_type(image_id, kind):
             raise MalformedImageId(f"The id {image_id} does not name a {kind} image.", ImageId=image_id)
@@ -188,9 +203,10 @@ class Registrar:
         if job is not None:
             job[0].set()
         await self.catalog.remove(image.id)
-        if job is None:
-            # A running job clears its own folder once it sees it is cancelled.
-            await self.store.in_thread(shutil.rmtree, os.path.join(self.images_dir, image.id), True)
+        if job is not None:
+            # Its folder goes once the job has stopped writing to it.
+            await DeferredList([job[1]], consumeErrors=True)
+        await self.store.in_thread(shutil.rmtree, os.path.join(self.images_dir, image.id), True)
 
     def _managed(self, user, image_id):
         image = self.get(image_id)
@@ -203,11 +219,12 @@ class Registrar:
     def _start_job(self, image_id):
         cancel = threading.Event()
         job = ensureDeferred(self._run(image_id, cancel))
-        self._jobs[image_id] = (cancel, job)
-        job.addBoth(self._forget_job, image_id)
+        entry = self._jobs[image_id] = (cancel, job)
+        job.addBoth(self._forget_job, image_id, entry)
 
-    def _forget_job(self, result, image_id):
-        self._jobs.pop(image_id, None)
+    def _forget_job(self, result, image_id, entry):
+        if self._jobs.get(image_id) is entry:
+            del self._jobs[image_id]
         return result
 
     async def _run(self, image_id, cancel):
@@ -223,7 +240,8 @@ class Registrar:
                 self.reactor, self._pool, self._unpack, image, data, source, folder, cancel
             )
             done = await self.catalog.set_available(image.id, size, sha1, verified)
-            log.info("Image {image_id} is available ({size} bytes).", image_id=image.id, size=size)
+            if done:
+                log.info("Image {image_id} is available ({size} bytes).", image_id=image.id, size=size)
         except Cancelled:
             return
         except (BundleError, S3Error) as e:
@@ -232,7 +250,8 @@ class Registrar:
             log.failure("Registering {image_id} failed unexpectedly", image_id=image.id)
             await self._fail(image, "internal error while registering the image (see the server log)")
         finally:
-            if not done and not (self._stopping and cancel.is_set()):
+            # Deregistered (cancelled, not stopping): deregister removes the folder.
+            if not done and not cancel.is_set():
                 await self.store.in_thread(shutil.rmtree, folder, True)
 
     def _source(self, image):
@@ -253,7 +272,9 @@ class Registrar:
         manifest = parse_manifest(data)
         certificates = [crypto.load_certificate(pem) for pem in self.catalog.user_certificates(image.owner)]
         verified = crypto.verify_signature(manifest, certificates)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, mode=0o700)
+            _sync_dir(self.images_dir)
         partial = os.path.join(folder, PARTIAL_FILE)
         if os.path.lexists(partial):
             os.unlink(partial)

@@ -1,11 +1,14 @@
 """The one place where errors become S3 XML error documents."""
 
+import re
+
 from twisted.logger import Logger
 
 from objectstore import xmlio
 from objectstore.errors import InternalError, S3Error
 
 log = Logger()
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def error_document(error, resource, request_id):
@@ -13,9 +16,36 @@ def error_document(error, resource, request_id):
     xmlio.sub(root, "Code", error.code)
     xmlio.sub(root, "Message", error.message)
     for name, value in error.details.items():
-        xmlio.sub(root, name, str(value))
+        # A detail echoes what the client sent, which may hold characters XML cannot.
+        xmlio.sub(root, name, _XML_UNSAFE.sub("\ufffd", str(value)))
     xmlio.sub(root, "Resource", resource)
     xmlio.sub(root, "RequestId", request_id)
+    return xmlio.to_bytes(root)
+
+
+# S3's codes for failures both APIs share, as EC2 names them (and the
+# status EC2 answers them with).
+EC2_CODES = {
+    "SignatureDoesNotMatch": ("AuthFailure", 401),
+    "InvalidAccessKeyId": ("AuthFailure", 401),
+    "RequestTimeTooSkewed": ("AuthFailure", 401),
+    "AccessDenied": ("UnauthorizedOperation", 403),
+    "AuthorizationHeaderMalformed": ("AuthFailure", 401),
+    "AuthorizationQueryParametersError": ("AuthFailure", 401),
+    "NoSuchKey": ("InvalidManifest", 400),
+    "NoSuchBucket": ("InvalidManifest", 400),
+    "MethodNotAllowed": ("InvalidAction", 400),
+}
+
+
+def ec2_error_document(error, request_id):
+    """EC2's error form: Response/Errors/Error with Code and Message, then RequestID."""
+    code, _ = EC2_CODES.get(error.code, (error.code, error.status))
+    root = xmlio.element("Response", ns=None)
+    error_element = xmlio.sub(xmlio.sub(root, "Errors"), "Error")
+    xmlio.sub(error_element, "Code", code)
+    xmlio.sub(error_element, "Message", error.message)
+    xmlio.sub(root, "RequestID", request_id)
     return xmlio.to_bytes(root)
 
 
@@ -41,8 +71,12 @@ def write_error(request, error):
         # Headers are gone: the only honest signal left is a cut connection.
         request.channel.transport.abortConnection()
         return
-    body = error_document(error, _resource(request), request.request_id)
-    request.setResponseCode(error.status)
+    if getattr(request, "api", None) == "ec2":
+        body = ec2_error_document(error, request.request_id)
+        request.setResponseCode(EC2_CODES.get(error.code, (None, error.status))[1])
+    else:
+        body = error_document(error, _resource(request), request.request_id)
+        request.setResponseCode(error.status)
     for name in (b"ETag", b"Last-Modified", b"Content-Range", b"Accept-Ranges"):
         request.responseHeaders.removeHeader(name)
     for name, value in error.headers.items():

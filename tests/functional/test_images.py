@@ -31,13 +31,13 @@ async def new_user(server, name):
     return UserKeys(keys, server.user_id(name), name)
 
 
-async def bundle_in_bucket(server, user, tmp_path, size, bucket="bundles", folder="", **options):
+async def bundle_in_bucket(server, user, tmp_path, size, bucket="bundles", folder="", acl="aws-exec-read", **options):
     """A random image of *size* bytes, bundled and uploaded by *user*; (location, image bytes' SHA-256, image path)."""
     s3 = server.boto3(user.keys)
     await server.blocking(_ensure_bucket, s3, bucket)
     image_path = random_image(str(tmp_path / f"image-{size}"), size)
     result = await server.blocking(make_bundle, server, user, image_path, str(tmp_path / "bundle"), **options)
-    location = await server.blocking(upload_bundle, s3, bucket, result, folder)
+    location = await server.blocking(upload_bundle, s3, bucket, result, folder, acl)
     return location, result, image_path
 
 
@@ -307,3 +307,63 @@ async def test_a_manifest_is_verified_with_the_users_certificate_when_the_regist
         _, answer = await register(server, location, alice.keys)
         verified = await wait_settled(server, answer["imageId"], alice.keys)
         assert (verified["imageState"], verified["signatureVerified"]) == ("available", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bundle_made_for_another_account_is_refused_even_when_readable(tmp_path):
+    async with live_server(tmp_path) as server:
+        alice = await new_user(server, "alice")
+        bob = await new_user(server, "bob")
+        # Readable by bob, but bundled by alice for alice's account.
+        location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 20_000, acl="public-read")
+        before = server.snapshot()
+        response, answer = await register(server, location, bob.keys)
+        assert (response.code, answer) == (403, "AccessDenied")
+        assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_image_id_with_control_characters_is_answered_as_malformed(tmp_path):
+    async with live_server(tmp_path) as server:
+        for method, path in (
+            ("DELETE", "/_images/?image_id=%01"),
+            ("POST", "/_images/?image_id=ami-%00&operation=add"),
+            ("GET", "/_images/%01"),
+        ):
+            response, content = await call(server, method, path, keys=ADMIN_KEYS)
+            assert (response.code, error_code(content)) == (400, "InvalidAMIID.Malformed"), (method, path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_deregistering_during_registration_then_reusing_the_id(tmp_path):
+    async with live_server(tmp_path, image_workers=1) as server:
+        alice = await new_user(server, "alice")
+        location, _, image_path = await bundle_in_bucket(server, alice, tmp_path, 12 * MiB)
+        _, answer = await register(server, location, alice.keys, image_id="ami-000000aa")
+        assert answer["imageId"] == "ami-000000aa"
+        response, _ = await call(server, "DELETE", "/_images/?image_id=ami-000000aa", keys=alice.keys)
+        assert response.code == 204
+        assert os.listdir(os.path.join(server.data_dir, "images")) == []
+        # The id is free again, and the new registration is not disturbed by the old one.
+        response, answer = await register(server, location, alice.keys, image_id="ami-000000aa")
+        assert response.code == 200, answer
+        image = await wait_settled(server, "ami-000000aa", alice.keys)
+        assert image["imageState"] == "available", image
+        response, content = await call(server, "GET", "/_images/ami-000000aa", keys=alice.keys)
+        assert hashlib.sha256(content).hexdigest() == sha256_of(image_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_with_registrations_running_and_queued_then_starting_again(tmp_path):
+    async with live_server(tmp_path, image_workers=1) as server:
+        alice = await new_user(server, "alice")
+        location, _, image_path = await bundle_in_bucket(server, alice, tmp_path, 12 * MiB)
+        ids = []
+        for _ in range(3):
+            _, answer = await register(server, location, alice.keys)
+            ids.append(answer["imageId"])
+    # Leaving the block stopped the server: no job may hold it up.
+    async with live_server(tmp_path, image_workers=2) as server:
+        for image_id in ids:
+            assert (await wait_settled(server, image_id, alice.keys))["imageState"] == "available"
+        assert sorted(os.listdir(os.path.join(server.data_dir, "images"))) == sorted(ids)

@@ -260,3 +260,15 @@ def test_cert_refusals_exit_1_and_change_nothing(capsys, data_dir, tmp_path, arg
     assert (status, out) == (1, "")
     assert message in err
     assert index_rows(data_dir) == before
+
+
+def test_cloud_cert_never_replaces_a_key_whose_certificate_is_missing(capsys, data_dir):
+    manage(capsys, "-d", data_dir, "cloud-cert")
+    with open(os.path.join(data_dir, "cloud-key.pem"), "rb") as f:
+        key = f.read()
+    os.unlink(os.path.join(data_dir, "cloud-cert.pem"))
+    status, out, err = manage(capsys, "-d", data_dir, "cloud-cert")
+    assert (status, out) == (1, "")
+    assert "has no certificate beside it" in err
+    with open(os.path.join(data_dir, "cloud-key.pem"), "rb") as f:
+        assert f.read() == key
