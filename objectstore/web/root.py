@@ -9,9 +9,12 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.web.resource import Resource
 
-from objectstore.auth.authenticate import Authenticator
+from objectstore.auth.authenticate import UNAUTHENTICATED, Authenticator
+from objectstore.auth.credentials import ANONYMOUS
+from objectstore.auth.ec2 import Ec2Authenticator
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.bucket import BucketResource
+from objectstore.web.ec2 import Ec2Resource, is_ec2_path
 from objectstore.web.images import image_resource
 from objectstore.web.object import ObjectResource
 from objectstore.web.service import ServiceResource
@@ -28,6 +31,7 @@ class S3(Resource):
         self.credentials = credentials
         self.config = config
         self.authenticator = Authenticator(credentials, config.region)
+        self.ec2_authenticator = Ec2Authenticator(credentials, config.region)
         self.service = ServiceResource(self)
 
     def getChildWithDefault(self, name, request):
@@ -35,6 +39,11 @@ class S3(Resource):
 
     def resourceFor(self, request):
         """The leaf resource for *request*; also settles who is calling."""
+        if is_ec2_path(request.path):
+            # Signed differently, and maybe in the form body: the resource checks it once the body is in.
+            request.api = "ec2"
+            request.auth, request.caller = UNAUTHENTICATED, ANONYMOUS
+            return Ec2Resource(self)
         request.auth = self.identify(request)
         request.caller = request.auth.caller
         bucket, raw_key = self.target(request)
