@@ -107,8 +107,9 @@ class Authenticator:
         """
         facts = _Facts(request, bucket_in_host)
         authorization = facts.header("authorization")
-        query_v4 = any(name in facts.params for name in _V4_QUERY)
-        query_v2 = any(name in facts.params for name in ("AWSAccessKeyId", "Signature"))
+        params = facts.params
+        query_v4 = bool(params) and any(name in params for name in _V4_QUERY)
+        query_v2 = bool(params) and ("AWSAccessKeyId" in params or "Signature" in params)
         if sum((authorization is not None, query_v4, query_v2)) > 1:
             raise InvalidArgument(
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
@@ -195,10 +196,10 @@ class Authenticator:
             raise AuthorizationHeaderMalformed(
                 "The authorization header is malformed; it needs Credential, SignedHeaders and Signature."
             )
-        access_key, scope = self._scope(fields["Credential"], AuthorizationHeaderMalformed)
+        access_key, scope, scope_parts = self._scope(fields["Credential"], AuthorizationHeaderMalformed)
         timestamp = facts.header("x-amz-date") or facts.header("date")
         request_time = _amz_date(timestamp)
-        if scope.split("/")[0] != timestamp[:8]:
+        if scope_parts[0] != timestamp[:8]:
             raise AuthorizationHeaderMalformed(
                 "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date."
             )
@@ -210,7 +211,7 @@ class Authenticator:
         _check_payload_hash(payload_hash)
         signed = _signed_headers(fields["SignedHeaders"], facts)
         queries = functools.partial(sigv4.canonical_queries, facts.query)
-        key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
+        key = sigv4.signing_key(caller.secret, *scope_parts)
         provided = fields["Signature"]
         self._check_v4(facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided)
         if payload_hash in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
@@ -237,7 +238,7 @@ class Authenticator:
                 ArgumentName="X-Amz-Algorithm",
                 ArgumentValue=params["X-Amz-Algorithm"],
             )
-        access_key, scope = self._scope(params["X-Amz-Credential"], AuthorizationQueryParametersError)
+        access_key, scope, scope_parts = self._scope(params["X-Amz-Credential"], AuthorizationQueryParametersError)
         timestamp = params["X-Amz-Date"]
         try:
             request_time = _amz_date(timestamp)
@@ -248,7 +249,7 @@ class Authenticator:
                 ArgumentValue=timestamp,
             ) from None
         expires = _presigned_expires(params["X-Amz-Expires"])
-        if scope.split("/")[0] != timestamp[:8]:
+        if scope_parts[0] != timestamp[:8]:
             raise AuthorizationQueryParametersError("Invalid credential date. Date is not the same as X-Amz-Date.")
         caller = self.credentials.lookup(access_key)
         now = self.clock()
@@ -264,32 +265,18 @@ class Authenticator:
         signed = _signed_headers(params["X-Amz-SignedHeaders"], facts)
         queries = functools.partial(sigv4.canonical_queries, facts.query, exclude=("X-Amz-Signature",))
         payload_hash = params.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
-        key = sigv4.signing_key(caller.secret, *scope.split("/")[:3])
+        key = sigv4.signing_key(caller.secret, *scope_parts)
         self._check_v4(
             facts, access_key, key, timestamp, scope, queries, signed, payload_hash, params["X-Amz-Signature"]
         )
         return Authenticated(caller)
 
     def _scope(self, credential, malformed):
-        """(access key, scope) of a Credential value, the scope checked against this server."""
-        parts = credential.split("/")
-        if len(parts) != 5 or not all(parts):
-            raise malformed(
-                "The authorization header is malformed; the Credential is mal-formed; "
-                'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-            )
-        access_key, date, region, service, terminator = parts
-        if region != self.region:
-            raise malformed(
-                f"The authorization header is malformed; the region '{region}' is wrong; expecting '{self.region}'",
-                Region=self.region,
-            )
-        if service != "s3" or terminator != "aws4_request" or len(date) != 8 or not date.isdigit():
-            raise malformed(
-                "The authorization header is malformed; the Credential is mal-formed; "
-                'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-            )
-        return access_key, "/".join(parts[1:])
+        """(access key, scope, (date, region, service)) of a Credential value, checked against this server.
+
+        A client sends the same Credential all day: the answer is cached.
+        """
+        return _credential_scope(credential, self.region, malformed)
 
     def _check_v4(self, facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided):
         attempts = []
@@ -324,13 +311,18 @@ class _Facts:
         self.path = request.path
         self.query = request.uri.partition(b"?")[2]
         self.bucket_in_host = bucket_in_host
-        self.headers = {}
+        self.headers = headers = {}
         # Twisted's public iterator re-capitalises every header name, a cost
         # on every request; its raw map has the names as sent.
         raw = getattr(request.requestHeaders, "_rawHeaders", None)
         pairs = raw.items() if raw is not None else request.requestHeaders.getAllRawHeaders()
         for name, values in pairs:
-            self.headers.setdefault(name.decode("latin-1").lower(), []).extend(v.decode("latin-1") for v in values)
+            lower = name.decode("latin-1").lower()
+            decoded = [value.decode("latin-1") for value in values]
+            if lower in headers:
+                headers[lower].extend(decoded)
+            else:
+                headers[lower] = decoded
         # Auth parameters decoded without turning "+" into a space: V2
         # signatures are base64, and some clients leave their "+" unescaped.
         self.params = {}
@@ -343,6 +335,30 @@ class _Facts:
     def header(self, name):
         values = self.headers.get(name)
         return values[0] if values else None
+
+
+# Bounded small: a client can send any text there, and a header can be long.
+@functools.lru_cache(maxsize=64)
+def _credential_scope(credential, region, malformed):
+    """Authenticator._scope's answer; an S3Error raised is not cached (the next request checks again)."""
+    parts = credential.split("/")
+    if len(parts) != 5 or not all(parts):
+        raise malformed(
+            "The authorization header is malformed; the Credential is mal-formed; "
+            'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+        )
+    access_key, date, scope_region, service, terminator = parts
+    if scope_region != region:
+        raise malformed(
+            f"The authorization header is malformed; the region '{scope_region}' is wrong; expecting '{region}'",
+            Region=region,
+        )
+    if service != "s3" or terminator != "aws4_request" or len(date) != 8 or not date.isdigit():
+        raise malformed(
+            "The authorization header is malformed; the Credential is mal-formed; "
+            'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+        )
+    return access_key, "/".join(parts[1:]), (date, scope_region, service)
 
 
 def _v2_paths(facts):
@@ -359,15 +375,22 @@ def _v2_paths(facts):
 
 def _signed_headers(text, facts):
     """The SignedHeaders list, checked: host is signed, and so is every x-amz-* header sent."""
-    signed = text.split(";")
-    if "host" not in signed:
+    signed, names = _signed_header_names(text)
+    if "host" not in names:
         raise AccessDenied("The host header must be signed.")
-    unsigned = sorted(name for name in facts.headers if name.startswith("x-amz-") and name not in signed)
+    unsigned = sorted(name for name in facts.headers if name.startswith("x-amz-") and name not in names)
     if unsigned:
         raise AccessDenied(
             "There were headers present in the request which were not signed", HeadersNotSigned=", ".join(unsigned)
         )
     return signed
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_header_names(text):
+    """(the names in order, the same as a set) of a SignedHeaders value; a client signs the same few lists."""
+    signed = tuple(text.split(";"))
+    return signed, frozenset(signed)
 
 
 def _host_variants(headers):

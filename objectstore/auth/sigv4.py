@@ -74,8 +74,10 @@ def canonical_headers(headers, signed):
     """*headers*: ``{lower-case name: [values]}``; *signed*: the SignedHeaders names."""
     lines = []
     for name in signed:
-        values = [_trim(v) for v in headers.get(name, ())]
-        lines.append(f"{name}:{','.join(values)}\n")
+        values = headers.get(name, ())
+        # Nearly every header comes once: no list to build and join.
+        value = _trim(values[0]) if len(values) == 1 else ",".join([_trim(v) for v in values])
+        lines.append(f"{name}:{value}\n")
     return "".join(lines)
 
 

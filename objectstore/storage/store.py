@@ -352,6 +352,9 @@ class Store:
         """Make *info* the row of its key; *data*: its bytes, if kept inline."""
         replaced = self._swap_row(conn, info, data)
         fresh = [s.blob for s in info.segments]
+        if not fresh and not replaced:
+            # Inline bytes replacing none or inline ones: no file to move home or unlink.
+            return info
         discard = self._discard(replaced)
 
         def publish():
@@ -362,33 +365,52 @@ class Store:
         return AfterCommit(info, publish)
 
     def _swap_row(self, conn, info, data=None):
-        """Put *info*'s row (and segments) in place of its key's; the blobs that were the old object's."""
-        if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (info.bucket,)).fetchone() is None:
-            raise NoSuchBucket(BucketName=info.bucket)
-        replaced = self._remove_row(conn, info.bucket, info.key)
-        object_id = conn.execute(
-            "INSERT INTO objects (bucket, key, size, etag, modified, owner, acl, headers, metadata,"
-            " checksums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                info.bucket,
-                info.key,
-                info.size,
-                info.etag,
-                info.modified,
-                info.owner,
-                json.dumps(info.acl),
-                json.dumps(info.headers),
-                json.dumps(info.metadata),
-                json.dumps(info.checksums),
-            ),
-        ).lastrowid
+        """Put *info*'s row (and segments) in place of its key's; the blobs that were the old object's.
+
+        Few statements, as each costs the writer thread a round of GIL
+        hand-offs with the reactor. A new key (the common case) is one
+        INSERT, which also checks that the bucket exists; only if that
+        inserts nothing is there an old row to remove (or no bucket).
+        """
+        row = (
+            info.bucket,
+            info.key,
+            info.size,
+            info.etag,
+            info.modified,
+            info.owner,
+            _json(info.acl),
+            _json(info.headers),
+            _json(info.metadata),
+            _json(info.checksums),
+            info.bucket,
+        )
+        replaced = []
+        if not self._insert_row(conn, info, row, data):
+            replaced = self._remove_row(conn, info.bucket, info.key)
+            if not self._insert_row(conn, info, row, data):
+                raise NoSuchBucket(BucketName=info.bucket)
+        return replaced
+
+    def _insert_row(self, conn, info, row, data):
+        """Insert *row* (*info*'s), its bytes or segments; False if its key has a row or its bucket is gone."""
+        cursor = conn.execute(
+            "INSERT INTO objects (bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM buckets WHERE name = ?)"
+            " ON CONFLICT (bucket, key) DO NOTHING",
+            row,
+        )
+        if cursor.rowcount != 1:
+            return False
+        object_id = cursor.lastrowid
         if data is not None:
             conn.execute("INSERT INTO inline_data (object, data) VALUES (?, ?)", (object_id, data))
-        conn.executemany(
-            "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
-            [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
-        )
-        return replaced
+        if info.segments:
+            conn.executemany(
+                "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
+                [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
+            )
+        return True
 
     def _rewrite(self, conn, info):
         cur = conn.execute(
@@ -634,6 +656,11 @@ def _replace_fields(info, **changes):
     from dataclasses import replace
 
     return replace(info, modified=time.time(), **changes)
+
+
+def _json(value):
+    # Most objects carry no headers, metadata or checksums: no encoder for "{}".
+    return "{}" if value == {} else json.dumps(value)
 
 
 def _lock_data_dir(data_dir):

@@ -20,7 +20,7 @@ from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum,
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
 from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
 from objectstore.web.multipart import MultipartOperations, checksum_headers, part_number_of
-from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
+from objectstore.web.resource import S3Resource, arg, client_gone, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
 from objectstore.web.upload_input import (
     META_PREFIX,
@@ -44,6 +44,8 @@ RESPONSE_OVERRIDES = {
 MAX_COPY_SOURCE_SIZE = 5 * 1024**3
 # PutObjectAcl tries again when the object changes under it; a key overwritten this often gives up.
 PUT_ACL_ATTEMPTS = 3
+# GET answers up to this many bytes are written at once, without a producer.
+SMALL_ANSWER = 64 * 1024
 
 
 class ObjectResource(MultipartOperations, S3Resource):
@@ -199,6 +201,9 @@ class ObjectResource(MultipartOperations, S3Resource):
             _close(body)
             request.finish()
             return
+        if span[1] - span[0] < SMALL_ANSWER:
+            _answer_at_once(request, body, *span)
+            return
         BodyProducer(request, body, *span).start()
 
     # -- DELETE --------------------------------------------------------------
@@ -237,6 +242,30 @@ class ObjectResource(MultipartOperations, S3Resource):
                 send_empty(request)
                 return
         raise OperationAborted()
+
+
+def _answer_at_once(request, body, start, end):
+    """Send bytes [start, end] of a small answer now (and close *body*).
+
+    A producer would take another reactor turn and a cooperator task to
+    send what fits in one write. Like BodyProducer, a blob shorter than its
+    record cuts the connection rather than let a short body pass for whole.
+    """
+    try:
+        chunks, offset = [], start
+        while offset <= end:
+            data = body.read(offset, end + 1 - offset)
+            if not data:
+                request.channel.transport.abortConnection()
+                return
+            chunks.append(data)
+            offset += len(data)
+    finally:
+        body.close()
+    if client_gone(request):
+        return
+    request.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+    request.finish()
 
 
 def _answer_headers(request, info):

@@ -8,13 +8,15 @@ destination as it arrives.
 """
 
 import io
+import os
+import random
 import re
-import secrets
+import time
 from urllib.parse import parse_qs
 
 from twisted.internet import reactor
 from twisted.python.failure import Failure
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.http import combinedLogFormatter, datetimeToString
 
 from objectstore.web.errors import as_s3_error, write_error
@@ -39,7 +41,7 @@ class S3Request(server.Request):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.request_id = secrets.token_hex(8).upper()
+        self.request_id = new_request_id()
         self.content = io.BytesIO()
         self.received = 0
 
@@ -144,7 +146,7 @@ class S3Request(server.Request):
     def _stamp(self):
         """The headers every answer carries, refusals included."""
         self.setHeader(b"Server", b"objectstore")
-        self.setHeader(b"Date", datetimeToString())
+        self.setHeader(b"Date", http_date_now())
         self.setHeader(b"x-amz-request-id", self.request_id.encode())
         self.setHeader(b"x-amz-id-2", self.request_id.encode())
 
@@ -170,6 +172,28 @@ class S3Request(server.Request):
     def getHeaderText(self, name, default=None):
         value = self.getHeader(name)
         return default if value is None else value.decode("latin-1")
+
+
+# Request ids name a request in answers and logs; they need to be unique, not
+# unguessable. A PRNG seeded from the OS (per process) makes one without the
+# getrandom() system call a secrets.token_hex per request costs.
+_request_ids = random.Random(os.urandom(32))
+
+
+def new_request_id():
+    return "%016X" % _request_ids.getrandbits(64)
+
+
+# (second, its Date header value)
+_date = [None, b""]
+
+
+def http_date_now(clock=time.time):
+    """The Date header's value, formatted once per second rather than per answer."""
+    now = int(clock())
+    if _date[0] != now:
+        _date[:] = [now, datetimeToString(now)]
+    return _date[1]
 
 
 def parse_query(query):
@@ -211,6 +235,32 @@ def access_log_line(timestamp, request):
     return combinedLogFormatter(timestamp, _RedactedRequest(request))
 
 
+class S3Channel(http.HTTPChannel):
+    """HTTP/1.1 that looks the connection's addresses up once, not once per request.
+
+    Twisted's Request asks its channel for both when it is made; the local
+    one costs a getsockname() system call every time.
+    """
+
+    _host = _peer = None
+
+    def getHost(self):
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self):
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
+
+
+def _s3_channel(site):
+    # Twisted's own factory, with S3Channel in place of HTTPChannel (the
+    # wrapper still switches to HTTP/2 where TLS negotiates it).
+    return http._GenericHTTPChannelProtocol(S3Channel())
+
+
 class S3Site(server.Site):
     """The HTTP site; *access_log*: a file path, "-" for the twistd log, or None for none.
 
@@ -219,6 +269,7 @@ class S3Site(server.Site):
     """
 
     requestFactory = S3Request
+    protocol = _s3_channel
     # Idle connections go away after a minute (slowloris); a request being
     # processed is not subject to it.
     timeOut = 60
