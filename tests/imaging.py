@@ -8,7 +8,7 @@ from urllib.parse import quote
 from twisted.internet import reactor, task
 
 from images import crypto
-from images.bundle import bundle_image, bundle_stream
+from images.bundle import bundle_image
 from tests.s3http import call, error_code
 
 # How long a test waits for a registration to settle.
@@ -47,22 +47,6 @@ def make_bundle(server, user, image_path, destination, **options):
     return bundle_image(
         image_path,
         destination,
-        user_id=user.user_id,
-        cloud_certificate=cloud_certificate(server),
-        user_certificate=user.certificate,
-        user_private_key=user.private_key,
-        **options,
-    )
-
-
-def make_stream_bundle(server, user, tar_stream, destination, *, prefix, size, **options):
-    """bundle_stream of a ready-made (possibly hostile) tar stream (blocking)."""
-    os.makedirs(destination, exist_ok=True)
-    return bundle_stream(
-        tar_stream,
-        destination,
-        prefix=prefix,
-        size=size,
         user_id=user.user_id,
         cloud_certificate=cloud_certificate(server),
         user_certificate=user.certificate,
@@ -110,17 +94,3 @@ def _decoded(response, content):
     if response.code >= 300:
         return error_code(content) if content else None
     return json.loads(content) if content else None
-
-
-def files_outside(root, inside):
-    """Every file and link under *root* except those under the folders *inside* (relative paths)."""
-    found = set()
-    for folder, dirs, names in os.walk(root):
-        rel = os.path.relpath(folder, root)
-        if any(rel == skip or rel.startswith(skip + os.sep) for skip in inside):
-            dirs[:] = []
-            continue
-        found.update(
-            os.path.join(rel, name) for name in names + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-        )
-    return found

@@ -67,10 +67,6 @@ class BundleSource:
 
     # -- in the reactor thread -------------------------------------------
 
-    def check_manifest(self):
-        """The manifest's record, if the user may read it (else NoSuchBucket, NoSuchKey, AccessDenied)."""
-        return self._checked_manifest(self.store.get_object(self.bucket, self.manifest_key))
-
     def _checked_manifest(self, info):
         if not may_read(info, self.user):
             raise AccessDenied(f"You may not read the manifest {self.location}.")
@@ -79,7 +75,7 @@ class BundleSource:
         return info
 
     async def read_manifest(self):
-        """The manifest's bytes, checked as check_manifest does."""
+        """The manifest's bytes, if the user may read it (NoSuchBucket, NoSuchKey, AccessDenied, InvalidManifest)."""
         info, body = self.store.open_object(self.bucket, self.manifest_key)
         try:
             self._checked_manifest(info)
