@@ -11,14 +11,12 @@ tables with a header line for listings. Errors go to stderr, with exit
 status 1 (refused) or 2 (bad command line).
 """
 
-import getopt
 import os
 import sqlite3
 import sys
 import time
 
-from twisted.python import usage
-
+from objectstore import commandline
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
@@ -29,46 +27,20 @@ PROG = "objectstore-manage"
 # The index file inside the data folder, as the Store names it.
 META_FILE = "meta.sqlite"
 
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
+EXIT_REFUSED = commandline.EXIT_REFUSED
 
 
 class ManageError(Exception):
     """A problem with the data folder or settings, reported as it is."""
 
 
-class _Command(usage.Options):
+class _Command(commandline.Command):
     """A command of the tree; --data-dir and --config are accepted at every level."""
 
     optParameters = [
         ["data-dir", "d", None, "Data folder of the object store, as given to the server [default: ./data]."],
         ["config", "c", None, "The server's INI file: its data_dir is used unless --data-dir is given."],
     ]
-    synopsis = "[options]"
-    longdesc = ""
-
-    def words(self):
-        """The command's words after the program name, e.g. ['user', 'create']."""
-        words, node = [], self
-        while node.parent is not None:
-            words.insert(0, node.parent.subCommand)
-            node = node.parent
-        return words
-
-    def command_line(self):
-        return " ".join([PROG, *self.words()])
-
-    def getSynopsis(self):
-        return f"Usage: {self.command_line()} {self.synopsis}"
-
-    def setting(self, name):
-        """An option given at this level or, failing that, at the nearest level above."""
-        node = self
-        while node is not None:
-            if node.get(name) is not None:
-                return node[name]
-            node = node.parent
-        return None
 
     def data_dir(self):
         config = configuration.Config()
@@ -77,51 +49,15 @@ class _Command(usage.Options):
         return self.setting("data-dir") or config.data_dir or configuration.Config.data_dir
 
 
-class _Group(_Command):
+class _Group(commandline.Group, _Command):
     """A command that only chooses among its sub-commands."""
 
-    synopsis = "[options] COMMAND [ARGS]"
 
-    def postOptions(self):
-        if self.subCommand is None:
-            names = ", ".join(name for name, _, _, _ in self.subCommands)
-            raise usage.UsageError(f"missing command (one of: {names})")
-
-
-class _Leaf(_Command):
+class _Leaf(commandline.Leaf, _Command):
     """A command that does something: ``run(credentials, out)``."""
 
-    # Positional arguments, in order; each is stored under its lower-cased name.
-    arguments = ()
     # Whether the command may make a new data folder (only commands that add users or keys).
     creates = False
-
-    @property
-    def synopsis(self):
-        return " ".join(["[options]", *self.arguments])
-
-    def parseOptions(self, options=None):
-        """Options may follow the arguments too (``user create NAME --admin``), as with GNU tools.
-
-        Twisted's parser stops at the first argument; so the options found
-        anywhere are moved ahead of the arguments first ("--" still ends them).
-        """
-        try:
-            found, args = getopt.gnu_getopt(list(options or ()), self.shortOpt, self.longOpt)
-        except getopt.GetoptError as e:
-            raise usage.UsageError(str(e)) from e
-        ordered = []
-        for option, value in found:
-            takes_value = option[2:] + "=" in self.longOpt or option[1:] + ":" in self.shortOpt
-            ordered += [option, value] if takes_value else [option]
-        super().parseOptions([*ordered, "--", *args])
-
-    def parseArgs(self, *args):
-        if len(args) != len(self.arguments):
-            expected = " ".join(self.arguments) or "no arguments"
-            raise usage.UsageError(f"expected {expected}, got {len(args)} argument(s)")
-        for name, value in zip(self.arguments, args, strict=True):
-            self[name.lower()] = value
 
     def run(self, credentials, out):
         raise NotImplementedError
@@ -308,6 +244,7 @@ class CloudCert(_Leaf):
 
 
 class Options(_Group):
+    prog = PROG
     synopsis = "[options] (user | key | cert | cloud-cert) COMMAND [ARGS]"
     longdesc = (
         "Manage the users, access keys and certificates of an objectstore data folder, whether or not "
@@ -354,15 +291,9 @@ def main(argv=None):
 
 
 def _run(argv):
-    options = Options()
-    try:
-        options.parseOptions(argv)
-    except usage.UsageError as e:
-        _complain(f"{e}\nRun '{_deepest(options).command_line()} --help' for usage.")
-        return EXIT_USAGE
-    except SystemExit as e:  # --help printed the usage
-        return e.code
-    command = _deepest(options)
+    command, status = commandline.parse(Options(), argv)
+    if command is None:
+        return status
     try:
         credentials = open_credentials(command.data_dir(), create=command.creates)
     except (ManageError, configuration.ConfigError, OSError) as e:
@@ -391,13 +322,6 @@ def _silence_stdout():
         pass
 
 
-def _deepest(options):
-    """The sub-command parsed last (the one that failed, if parsing failed)."""
-    while getattr(options, "subOptions", None) is not None:
-        options = options.subOptions
-    return options
-
-
 def _user(credentials, name):
     user = credentials.user(name)
     if user is None:
@@ -406,7 +330,7 @@ def _user(credentials, name):
 
 
 def _complain(message):
-    print(f"{PROG}: {message}", file=sys.stderr)
+    commandline.complain(PROG, message)
 
 
 def _pairs(out, **values):
