@@ -19,6 +19,8 @@ setup(
         "lxml>=5.0",
         # CRC32C and CRC64NVME for x-amz-checksum-* (the standard library has neither).
         "awscrt>=0.23",
+        # objectstore-bundle's progress bars.
+        "tqdm>=4.66",
     ],
     extras_require={
         "test": [
@@ -37,6 +39,7 @@ setup(
         "console_scripts": [
             "objectstore = objectstore.cli:main",
             "objectstore-manage = objectstore.manage:main",
+            "objectstore-bundle = objectstore.bundletool.cli:main",
         ],
     },
     classifiers=[

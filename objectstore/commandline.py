@@ -23,6 +23,13 @@ class Command(usage.Options):
     synopsis = "[options]"
     longdesc = ""
 
+    def opt_version(self):
+        """Print the version and exit."""
+        from objectstore import __version__
+
+        print(f"{self.root().prog} {__version__}")
+        raise SystemExit(0)
+
     def root(self):
         node = self
         while node.parent is not None:

@@ -66,6 +66,9 @@ class Registrar:
         self._pool = ThreadPool(minthreads=0, maxthreads=workers, name="objectstore-images")
         # image id -> (cancel event, the job's Deferred)
         self._jobs = {}
+        # image id -> (ciphertext bytes unpacked, all of them) of running jobs.
+        # Written by workers, read by the reactor: one tuple replaced whole.
+        self._progress = {}
         self._stopping = False
 
     # -- life cycle ------------------------------------------------------
@@ -185,6 +188,18 @@ class Registrar:
     def visible(self, user):
         return self.catalog.visible(user)
 
+    def progress(self, image):
+        """How far *image*'s registration has got, 0 to 100 (None: not in flight, or unknown)."""
+        if image.available:
+            return 100
+        if not image.in_flight:
+            return None
+        done, total = self._progress.get(image.id, (0, None))
+        if not total:
+            return 0 if image.state == PENDING else None
+        # 100 only once available: the image is still to be checked, synced and renamed.
+        return min(99, done * 100 // total)
+
     def image_path(self, image):
         return os.path.join(self.images_dir, image.id, IMAGE_FILE)
 
@@ -250,6 +265,7 @@ class Registrar:
             log.failure("Registering {image_id} failed unexpectedly", image_id=image.id)
             await self._fail(image, "internal error while registering the image (see the server log)")
         finally:
+            self._progress.pop(image_id, None)
             # Deregistered (cancelled, not stopping): deregister removes the folder.
             if not done and not cancel.is_set():
                 await self.store.in_thread(shutil.rmtree, folder, True)
@@ -279,9 +295,13 @@ class Registrar:
         if os.path.lexists(partial):
             os.unlink(partial)
 
+        # Old manifests lack <bundled_size>: their progress stays unknown.
+        total = manifest.bundled_size or 0
+
         def on_progress(done):
             if cancel.is_set():
                 raise Cancelled()
+            self._progress[image.id] = (done, total)
 
         result = unbundle(
             manifest,

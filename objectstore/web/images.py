@@ -53,8 +53,8 @@ def image_resource(app, request):
     return ImageFileResource(app, image_id.decode("latin-1"))
 
 
-def describe(image):
-    """An image as nova's S3 image service lists it."""
+def describe(image, progress=None):
+    """An image as nova's S3 image service lists it, and how far its registration has got (0-100)."""
     return {
         "imageId": image.id,
         "imageLocation": image.location,
@@ -70,6 +70,7 @@ def describe(image):
         "description": image.description,
         "size": image.size,
         "stateReason": image.reason,
+        "progress": progress,
         "signatureVerified": image.signature_verified,
         "blockDeviceMapping": [{"virtualName": v, "deviceName": d} for v, d in image.block_devices],
     }
@@ -96,7 +97,7 @@ class ImageListResource(S3Resource):
     @operation("GET")
     async def list_images(self, request):
         images = self.registrar.visible(request.caller.user)
-        send_json(request, [describe(image) for image in images])
+        send_json(request, [describe(image, self.registrar.progress(image)) for image in images])
 
     @operation("PUT")
     async def register_image(self, request):
@@ -121,7 +122,7 @@ class ImageListResource(S3Resource):
                 if arg(request, parameter) is not None
             }
         image = await self.registrar.change(user, image_id, **changes)
-        send_json(request, describe(image))
+        send_json(request, describe(image, self.registrar.progress(image)))
 
     @operation("DELETE")
     async def deregister_image(self, request):
