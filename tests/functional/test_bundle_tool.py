@@ -6,15 +6,18 @@ set them. Its stderr is a pipe, so no progress bar may show.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, endpoints, reactor, task, threads
 from twisted.protocols import portforward
 
 from images import crypto
+from objectstore import __version__
 from tests.conftest import live_server
 from tests.imaging import UserKeys, random_image
 from tests.s3http import call
@@ -96,6 +99,26 @@ def keys_in(server, bucket):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def _installed_script():
+    script = shutil.which("objectstore-bundle") or os.path.join(os.path.dirname(sys.executable), "objectstore-bundle")
+    if not os.path.exists(script):
+        pytest.fail("objectstore-bundle is not installed: run the README's install command")
+    return [script]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [_installed_script, lambda: [sys.executable, os.path.join(REPO, "bin", "objectstore-bundle")]],
+    ids=["console-script", "bin-launcher"],
+)
+def test_the_console_script_and_the_bin_launcher_run_the_tool(command, tmp_path):
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    version = subprocess.run([*command(), "--version"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert (version.returncode, version.stdout) == (0, f"objectstore-bundle {__version__}\n"), version.stderr
+    usage = subprocess.run([*command(), "upload", "--help"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert usage.returncode == 0 and "Usage: objectstore-bundle upload [options]" in usage.stdout
 
 
 @pytest_twisted.ensureDeferred
