@@ -126,6 +126,23 @@ async def test_the_listing_is_json_with_novas_field_names(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_listing_says_how_far_a_registration_has_got(tmp_path):
+    async with live_server(tmp_path) as server:
+        alice = await new_user(server, "alice")
+        location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 12 * MiB)
+        _, answer = await register(server, location, alice.keys)
+        seen = []
+        while not seen or seen[-1][0] not in ("available", "failed"):
+            image = (await list_images(server, alice.keys))[answer["imageId"]]
+            seen.append((image["imageState"], image["progress"]))
+        assert seen[-1] == ("available", 100)
+        in_flight = [progress for state, progress in seen if state != "available"]
+        assert in_flight and all(0 <= progress <= 99 for progress in in_flight), seen
+        assert in_flight == sorted(in_flight), seen
+        assert any(0 < progress < 99 for progress in in_flight), seen  # it moves, not just 0 then done
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_cloud_certificate_is_served_to_anyone(tmp_path):
     async with live_server(tmp_path) as server:
         response, content = await call(server, "GET", "/_images/cloud-cert.pem", keys=None)
