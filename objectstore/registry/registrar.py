@@ -194,9 +194,11 @@ class Registrar:
             return 100
         if not image.in_flight:
             return None
-        done, total = self._progress.get(image.id, (0, None))
-        if not total:
-            return 0 if image.state == PENDING else None
+        done, total = self._progress.get(image.id, (0, -1))
+        if total == -1:
+            return 0  # its job has not started
+        if total == 0:
+            return None  # an old manifest without <bundled_size>
         # 100 only once available: the image is still to be checked, synced and renamed.
         return min(99, done * 100 // total)
 
@@ -295,8 +297,9 @@ class Registrar:
         if os.path.lexists(partial):
             os.unlink(partial)
 
-        # Old manifests lack <bundled_size>: their progress stays unknown.
+        # Old manifests lack <bundled_size>: their progress stays unknown (0).
         total = manifest.bundled_size or 0
+        self._progress[image.id] = (0, total)
 
         def on_progress(done):
             if cancel.is_set():
