@@ -9,27 +9,26 @@ and exit status 1 (2 for a bad command line, 130 when interrupted).
 
 import os
 import sys
+import traceback
 
-from twisted.internet import defer
+from cryptography.hazmat.primitives import hashes
 from twisted.python import usage
-from twisted.python.failure import Failure
 
-from images.bundle import DEFAULT_PART_SIZE, bundle_image
+from images.bundle import DEFAULT_PART_SIZE
 from images.errors import BundleError
-from images.manifest import check_plain_file_name
-from images.unbundle import unbundle_files
 from objectstore import commandline
-from objectstore.bundletool import keyfiles, progress, settings
+from objectstore.bundletool import bundling, keyfiles, progress, runner, settings
 from objectstore.bundletool.delete import delete_bundle
 from objectstore.bundletool.ec2 import Ec2
 from objectstore.bundletool.register import wait_until_settled
 from objectstore.bundletool.s3 import S3
 from objectstore.bundletool.transport import DEFAULT_RETRIES, HttpClient, ToolError
-from objectstore.bundletool.upload import read_local_manifest, upload_bundle
+from objectstore.bundletool.upload import upload_bundle
 from objectstore.config import parse_size
 
 PROG = "objectstore-bundle"
-EXIT_INTERRUPTED = 130
+# Set it for a traceback of an unexpected error, after its one line.
+DEBUG_VARIABLE = "OBJECTSTORE_DEBUG"
 MACHINE_TYPES = ("machine", "kernel", "ramdisk")
 
 
@@ -131,7 +130,13 @@ class BundleImage(_Leaf):
             None,
             "The cloud's certificate [$EUCALYPTUS_CERT; else fetched from the server's /_images/cloud-cert.pem].",
         ],
-        ["user", "u", None, "Your account (canonical user) id [$EC2_USER_ID; else asked of the server]."],
+        [
+            "user",
+            "u",
+            None,
+            "Your canonical user id (objectstore-manage user list shows it) [default: asked of the server]."
+            " Not $EC2_USER_ID: that is an AWS account number, which this registry does not know.",
+        ],
         ["prefix", "p", None, "Name of the bundle's files [default: the image's file name]."],
         ["arch", "r", "x86_64", "Architecture: i386, x86_64, armhf, ..."],
         ["kernel", None, None, "Kernel image id (aki-...) to boot the image with."],
@@ -142,6 +147,10 @@ class BundleImage(_Leaf):
         ["block-device-mapping", "B", None, "VIRTUAL=DEVICE pairs, comma separated (ami=sda1,root=/dev/sda1)."],
     ]
 
+    def opt_ec2cert(self, path):
+        """The same as --cloud-cert (euca-bundle-image's name for it)."""
+        self["cloud-cert"] = path
+
     def postOptions(self):
         if not self["image"]:
             raise usage.UsageError("--image is required")
@@ -151,37 +160,34 @@ class BundleImage(_Leaf):
         self["part-size"] = self["part-size"] or DEFAULT_PART_SIZE
 
     def execute(self, out):
-        cert_path = _required_file(self["cert"], "EC2_CERT", "--cert", "your certificate")
-        key_path = _required_file(self["privatekey"], "EC2_PRIVATE_KEY", "--privatekey", "your private key")
-        certificate = keyfiles.read_certificate(cert_path)
-        private_key = keyfiles.read_private_key(key_path)
-        keyfiles.check_pair(certificate, private_key, cert_path, key_path)
+        # Everything local is checked before the server is asked anything.
+        bundling.image_size(self["image"])
+        signing = bundling.signing_pair(
+            _required_file(self["cert"], "EC2_CERT", "--cert", "your certificate"),
+            _required_file(self["privatekey"], "EC2_PRIVATE_KEY", "--privatekey", "your private key"),
+        )
         cloud_cert_path = settings.file_setting(self["cloud-cert"], "EUCALYPTUS_CERT", "the cloud certificate")
-        user_id = self["user"] or os.environ.get("EC2_USER_ID")
         cloud_certificate = keyfiles.read_certificate(cloud_cert_path) if cloud_cert_path else None
+        user_id = self["user"]
         if cloud_certificate is None or not user_id:
             known = user_id, cloud_certificate
-            user_id, cloud_certificate = run_async(lambda reactor: self._ask_server(reactor, *known))
-        size = _file_size(self["image"], "the image")
-        os.makedirs(self["destination"], exist_ok=True)
-        with progress.byte_bar("bundling", size, self.show_progress()) as bar:
-            result = bundle_image(
-                self["image"],
-                self["destination"],
-                user_id=user_id,
-                cloud_certificate=cloud_certificate,
-                user_certificate=certificate,
-                user_private_key=private_key,
-                prefix=self["prefix"],
-                arch=self["arch"],
-                kernel_id=self["kernel"],
-                ramdisk_id=self["ramdisk"],
-                image_type=self["image-type"],
-                part_size=self["part-size"],
-                block_device_mapping=self["block-device-mapping"],
-                on_progress=lambda done: bar.update(min(done, size) - bar.n),
-            )
-        print(f"Wrote manifest {result.manifest_path}", file=out)
+            user_id, cloud_certificate = runner.run_async(lambda reactor: self._ask_server(reactor, *known))
+        manifest_path = bundling.bundle(
+            self["image"],
+            self["destination"],
+            signing=signing,
+            cloud_certificate=cloud_certificate,
+            user_id=user_id,
+            show_progress=self.show_progress(),
+            prefix=self["prefix"],
+            arch=self["arch"],
+            kernel_id=self["kernel"],
+            ramdisk_id=self["ramdisk"],
+            image_type=self["image-type"],
+            part_size=self["part-size"],
+            block_device_mapping=self["block-device-mapping"],
+        )
+        print(f"Wrote manifest {manifest_path}", file=out)
 
     async def _ask_server(self, reactor, user_id, cloud_certificate):
         endpoints = self.endpoints()
@@ -189,13 +195,27 @@ class BundleImage(_Leaf):
         try:
             s3 = S3(http, endpoints.s3_url)
             if cloud_certificate is None:
-                pem = await s3.cloud_certificate()
-                cloud_certificate = keyfiles.certificate_from_pem(pem, f"{endpoints.s3_url}/_images/cloud-cert.pem")
+                cloud_certificate = await _fetch_cloud_certificate(s3)
             if not user_id:
                 user_id = await s3.owner_id()
         finally:
             await http.close()
         return user_id, cloud_certificate
+
+
+async def _fetch_cloud_certificate(s3):
+    source = s3.base_url + "/_images/cloud-cert.pem"
+    try:
+        pem = await s3.cloud_certificate()
+    except ToolError as e:
+        raise ToolError(
+            f"cannot fetch the cloud certificate from {source} ({e}): give --cloud-cert or set $EUCALYPTUS_CERT"
+        ) from None
+    certificate = keyfiles.certificate_from_pem(pem, source)
+    fingerprint = certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    # Fetched, not given: say which, so that the user can check it against the cloud's.
+    _note(f"note: encrypting for the cloud certificate from {source}, SHA-256 fingerprint {fingerprint}")
+    return certificate
 
 
 # -- upload ----------------------------------------------------------------
@@ -223,7 +243,7 @@ class UploadBundle(_Leaf):
                 raise usage.UsageError(f"--{name} is required")
 
     def execute(self, out):
-        report = run_async(self._upload)
+        report = runner.run_async(self._upload)
         print(f"Uploaded {report.location}", file=out)
         note = f"{report.uploaded} file(s) sent, {report.skipped} already there"
         if report.created_bucket:
@@ -260,11 +280,12 @@ class RegisterImage(_Leaf):
     )
     optParameters = [
         ["name", "n", None, "The image's name [default: the bundle's]."],
-        ["description", None, None, "The image's description."],
+        ["description", "d", None, "The image's description."],
         ["arch", "a", None, "Architecture [default: the manifest's]."],
         ["kernel", None, None, "Kernel image id [default: the manifest's]."],
         ["ramdisk", None, None, "Ramdisk image id [default: the manifest's]."],
         ["interval", None, 1.0, "Seconds between polls with --wait.", float],
+        ["timeout", None, None, "Stop waiting after this many seconds (exit status 1) [default: no limit].", float],
     ]
     optFlags = [["wait", "w", "Wait until the image is available or failed."]]
 
@@ -273,7 +294,7 @@ class RegisterImage(_Leaf):
         self["location"] = self["bucket/prefix.manifest.xml"].lstrip("/")
 
     def execute(self, out):
-        run_async(lambda reactor: self._register(reactor, out))
+        runner.run_async(lambda reactor: self._register(reactor, out))
 
     async def _register(self, reactor, out):
         endpoints = self.endpoints()
@@ -292,7 +313,13 @@ class RegisterImage(_Leaf):
             if self["wait"]:
                 with progress.percent_bar(f"{image_id} pending", self.show_progress()) as bar:
                     image = await wait_until_settled(
-                        ec2, S3(http, endpoints.s3_url), image_id, reactor=reactor, bar=bar, interval=self["interval"]
+                        ec2,
+                        S3(http, endpoints.s3_url),
+                        image_id,
+                        reactor=reactor,
+                        bar=bar,
+                        interval=self["interval"],
+                        timeout=self["timeout"],
                     )
                 _note(f"{image_id} is {image.state}")
         finally:
@@ -312,7 +339,7 @@ class Unbundle(_Leaf):
     optParameters = [
         ["manifest", "m", None, "The bundle's manifest file; the parts lie beside it (required)."],
         ["privatekey", "k", None, "Your RSA private key, PEM [$EC2_PRIVATE_KEY] (required)."],
-        ["destination", "d", ".", "Folder to write the image into."],
+        ["destination", "d", ".", "Folder to write the image into (created if needed)."],
     ]
 
     def postOptions(self):
@@ -321,24 +348,7 @@ class Unbundle(_Leaf):
 
     def execute(self, out):
         key_path = _required_file(self["privatekey"], "EC2_PRIVATE_KEY", "--privatekey", "your private key")
-        private_key = keyfiles.read_private_key(key_path)
-        manifest = read_local_manifest(self["manifest"])
-        name = manifest.name
-        try:
-            check_plain_file_name(name, "the image name")
-        except BundleError:
-            name = os.path.basename(self["manifest"]).removesuffix(".manifest.xml")
-        output = os.path.join(self["destination"], name)
-        total = manifest.bundled_size or None
-        with progress.byte_bar("unbundling", total, self.show_progress()) as bar:
-            unbundle_files(
-                self["manifest"],
-                private_key,
-                output,
-                which="user",
-                max_size=manifest.size,
-                on_progress=lambda done: bar.update(done - bar.n),
-            )
+        output = bundling.unbundle(self["manifest"], key_path, self["destination"], show_progress=self.show_progress())
         print(f"Wrote {output}", file=out)
 
 
@@ -365,7 +375,7 @@ class DeleteBundle(_Leaf):
             raise usage.UsageError("give one of --prefix and --manifest")
 
     def execute(self, out):
-        report = run_async(self._delete)
+        report = runner.run_async(self._delete)
         line = f"Deleted {report.bucket}/{report.manifest_key} and its {report.parts} part(s)"
         print(line + (f"; deleted bucket {report.bucket}" if report.bucket_deleted else ""), file=out)
 
@@ -404,45 +414,28 @@ class Options(_Group):
 # -- running ---------------------------------------------------------------
 
 
-def run_async(function):
-    """Run ``function(reactor)`` (async) under the reactor and return its result; once per process."""
-    from twisted.internet import reactor
-
-    outcome = []
-
-    def start():
-        d = defer.ensureDeferred(function(reactor))
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    if not outcome:
-        raise KeyboardInterrupt()  # the reactor stopped on a signal
-    result = outcome[0]
-    if isinstance(result, Failure):
-        result.raiseException()
-    return result
-
-
 def main(argv=None):
     command, status = commandline.parse(Options(), sys.argv[1:] if argv is None else list(argv))
     if command is None:
         return status
+    runner.raise_on_signals()
     try:
         command.execute(sys.stdout)
-    except (ToolError, settings.SettingsError, BundleError) as e:
-        commandline.complain(PROG, str(e))
-        return commandline.EXIT_REFUSED
-    except ValueError as e:  # bad values bundle_image refuses, e.g. a prefix that is not a file name
+    except (ToolError, settings.SettingsError, BundleError, ValueError) as e:
+        # ValueError: what bundle_image refuses, e.g. a prefix that is not a file name.
         commandline.complain(PROG, str(e))
         return commandline.EXIT_REFUSED
     except OSError as e:
         commandline.complain(PROG, f"{e.filename or 'error'}: {e.strerror or e}")
         return commandline.EXIT_REFUSED
-    except KeyboardInterrupt:
+    except runner.Interrupted as e:
         commandline.complain(PROG, "interrupted")
-        return EXIT_INTERRUPTED
+        return runner.EXIT_STATUS_OF_SIGNAL.get(e.number, commandline.EXIT_REFUSED)
+    except Exception as e:
+        commandline.complain(PROG, f"unexpected error: {type(e).__name__}: {e} (set {DEBUG_VARIABLE}=1 for details)")
+        if os.environ.get(DEBUG_VARIABLE):
+            traceback.print_exc()
+        return commandline.EXIT_REFUSED
     return 0
 
 
@@ -455,13 +448,6 @@ def _required_file(value, variable, option, what):
     if path is None:
         raise ToolError(f"{what} is needed: give {option} or set ${variable}")
     return path
-
-
-def _file_size(path, what):
-    try:
-        return os.path.getsize(path)
-    except OSError as e:
-        raise ToolError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
 def _mappings(text):

@@ -5,10 +5,8 @@ from dataclasses import dataclass
 
 from images.errors import BundleError
 from images.manifest import parse_manifest
+from objectstore.bundletool.bundlefiles import MANIFEST_SUFFIX, read_local_manifest, split_bucket
 from objectstore.bundletool.transport import ToolError
-from objectstore.bundletool.upload import read_local_manifest, split_bucket
-
-MANIFEST_SUFFIX = ".manifest.xml"
 
 
 @dataclass(frozen=True)

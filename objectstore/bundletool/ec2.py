@@ -4,11 +4,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from objectstore import xmlio
-from objectstore.bundletool.transport import ToolError
+from objectstore.bundletool.transport import MAX_ANSWER, ToolError
 from objectstore.errors import S3Error
 
 API_VERSION = "2016-11-15"
-MAX_XML = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class Ec2:
         self.http = http
         self.url = url
 
-    async def call(self, action, parameters):
+    async def call(self, action, parameters, idempotent=True):
         """The response document of *action*; a refusal is a ServiceError with EC2's code."""
         form = {"Action": action, "Version": API_VERSION, **{k: v for k, v in parameters.items() if v is not None}}
         body = "&".join(f"{quote(name, safe='')}={quote(str(value), safe='-_.~')}" for name, value in form.items())
@@ -32,9 +31,10 @@ class Ec2:
             service="ec2",
             headers={"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
             body=body.encode("ascii"),
+            idempotent=idempotent,
         )
         try:
-            return xmlio.parse(reply.body, MAX_XML)
+            return xmlio.parse(reply.body, MAX_ANSWER)
         except S3Error:
             raise ToolError(f"the answer to {action} is not well-formed XML") from None
 
@@ -51,6 +51,8 @@ class Ec2:
                 "KernelId": kernel_id,
                 "RamdiskId": ramdisk_id,
             },
+            # Run twice, it would register two images: retried only if the server cannot have acted.
+            idempotent=False,
         )
         image_id = root.findtext("{*}imageId")
         if not image_id:

@@ -5,16 +5,12 @@ import hashlib
 import json
 from urllib.parse import quote
 
-from lxml import etree
-
 from objectstore import xmlio
-from objectstore.bundletool.transport import ServiceError, ToolError
+from objectstore.bundletool.transport import MAX_ANSWER, ServiceError, ToolError
 from objectstore.errors import S3Error
 
-S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 # DeleteObjects takes at most this many keys per request.
 DELETE_BATCH = 1000
-MAX_XML = 16 * 1024 * 1024
 
 
 class S3:
@@ -43,9 +39,9 @@ class S3:
                 raise
         body = b""
         if location:
-            root = etree.Element(f"{{{S3_NS}}}CreateBucketConfiguration", nsmap={None: S3_NS})
-            etree.SubElement(root, f"{{{S3_NS}}}LocationConstraint").text = location
-            body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+            body = xmlio.to_bytes(
+                xmlio.element("CreateBucketConfiguration", xmlio.element("LocationConstraint", location))
+            )
         try:
             await self._call("PUT", self.url(bucket), body=body)
         except ServiceError as e:
@@ -75,6 +71,10 @@ class S3:
             raise ToolError(f"the server stored {bucket}/{key} with ETag {etag!r}, not the MD5 {md5.hex()} sent")
         return etag
 
+    async def put_acl(self, bucket, key, acl):
+        """Set a canned ACL on an object (an upload that skipped its bytes still sets its ACL)."""
+        await self._call("PUT", self.url(bucket, key, query="acl="), headers={"x-amz-acl": acl})
+
     async def get(self, bucket, key):
         """An object's bytes, or None if there is none."""
         try:
@@ -88,11 +88,8 @@ class S3:
         """Delete *keys* (missing ones are no error), a thousand per request."""
         keys = list(keys)
         for start in range(0, len(keys), DELETE_BATCH):
-            root = etree.Element(f"{{{S3_NS}}}Delete", nsmap={None: S3_NS})
-            etree.SubElement(root, f"{{{S3_NS}}}Quiet").text = "true"
-            for key in keys[start : start + DELETE_BATCH]:
-                etree.SubElement(etree.SubElement(root, f"{{{S3_NS}}}Object"), f"{{{S3_NS}}}Key").text = key
-            body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+            objects = [xmlio.element("Object", xmlio.element("Key", key)) for key in keys[start : start + DELETE_BATCH]]
+            body = xmlio.to_bytes(xmlio.element("Delete", xmlio.element("Quiet", "true"), *objects))
             headers = {"content-md5": base64.b64encode(hashlib.md5(body).digest()).decode("ascii")}
             reply = await self._call("POST", self.url(bucket, query="delete="), headers=headers, body=body)
             result = _xml(reply.body)
@@ -104,7 +101,11 @@ class S3:
                 )
 
     async def delete_bucket(self, bucket):
-        await self._call("DELETE", self.url(bucket), ok=(204,))
+        try:
+            await self._call("DELETE", self.url(bucket), ok=(204,))
+        except ServiceError as e:
+            if e.code != "NoSuchBucket":  # a retry after a lost answer finds it gone
+                raise
 
     async def owner_id(self):
         """The caller's canonical user id, as ListBuckets names the owner."""
@@ -119,15 +120,18 @@ class S3:
 
     async def image_progress(self, image_id):
         """How far the registry has got with an image (0-100), or None if it does not say."""
-        listing = json.loads((await self._call("GET", self.base_url + "/_images/")).body)
-        for image in listing:
-            if image.get("imageId") == image_id:
+        try:
+            listing = json.loads((await self._call("GET", self.base_url + "/_images/")).body)
+        except ValueError:
+            raise ToolError("the image listing is not JSON") from None
+        for image in listing if isinstance(listing, list) else ():
+            if isinstance(image, dict) and image.get("imageId") == image_id:
                 return image.get("progress")
         return None
 
 
 def _xml(body):
     try:
-        return xmlio.parse(body, MAX_XML)
+        return xmlio.parse(body, MAX_ANSWER)
     except S3Error:
         raise ToolError("the server's answer is not well-formed XML") from None

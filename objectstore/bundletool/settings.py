@@ -18,8 +18,9 @@ KEY_VARIABLES = (
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),  # boto3, awscli
     ("AWS_ACCESS_KEY", "AWS_SECRET_KEY"),  # euca2ools 3
     ("EC2_ACCESS_KEY", "EC2_SECRET_KEY"),  # euca2ools 1.x, eucarc files
-    ("OBJECTSTORE_ACCESS_KEY", "OBJECTSTORE_SECRET_KEY"),  # the server's own admin seed
 )
+# Not OBJECTSTORE_ACCESS_KEY: that seeds the server's admin, and a shell that
+# starts the server should not silently make every bundle command the admin's.
 S3_URL_VARIABLES = ("S3_URL", "AWS_ENDPOINT_URL_S3", "OBJECTSTORE_URL", "AWS_ENDPOINT_URL")
 EC2_URL_VARIABLES = ("EC2_URL", "AWS_ENDPOINT_URL_EC2")
 # Variables that name the server itself: the EC2 API is at EC2_PATH on it.
@@ -49,16 +50,18 @@ def endpoints(url=None, s3_url=None, ec2_url=None, region=None, environ=None):
 
     ``--s3-url`` and ``--ec2-url`` name one API each; ``--url`` names the
     server (S3 at its root, EC2 at /services/Cloud). Options beat the
-    environment, and the variables naming one API beat those naming the server.
+    environment, and the variables naming one API beat those naming the
+    server. With an S3 URL alone, EC2 is looked for on the same host.
     """
     environ = os.environ if environ is None else environ
-    server = url or _first(environ, SERVER_URL_VARIABLES)
     s3 = s3_url or url or _first(environ, S3_URL_VARIABLES) or DEFAULT_URL
     if ec2_url:
         ec2 = ec2_url
     elif url:
         ec2 = _join(url, EC2_PATH)
     else:
+        # Without an EC2 URL of its own, EC2 is on the server S3 is on.
+        server = _first(environ, SERVER_URL_VARIABLES) or _origin(s3_url) or _origin(_first(environ, S3_URL_VARIABLES))
         ec2 = _first(environ, EC2_URL_VARIABLES) or _join(server or DEFAULT_URL, EC2_PATH)
     return Endpoints(
         s3_url=_checked_url(s3, "the S3 URL"),
@@ -96,6 +99,14 @@ def _first(environ, names):
         if environ.get(name):
             return environ[name]
     return None
+
+
+def _origin(url):
+    """``scheme://host:port`` of *url* (None for None)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _join(url, path):

@@ -10,11 +10,13 @@ the server's own error code and message.
 import hashlib
 import io
 import random
+import re
 from dataclasses import dataclass
 
-from twisted.internet import defer, error, ssl, task
-from twisted.web import client
-from twisted.web._newclient import RequestTransmissionFailed
+from OpenSSL import SSL
+from twisted.internet import defer, error, protocol, ssl, task
+from twisted.web import client, http
+from twisted.web._newclient import RequestGenerationFailed, RequestTransmissionFailed
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
@@ -24,20 +26,26 @@ from objectstore.bundletool.signing import signed_headers
 from objectstore.errors import S3Error
 
 DEFAULT_RETRIES = 4
-DEFAULT_TIMEOUT = 300.0
+# Seconds without a body byte taken or an answer before an attempt is given up:
+# idle time, not the whole transfer, so that a big part on a slow link can finish.
+IDLE_TIMEOUT = 120.0
 # The longest error document read whole; larger ones are cut (they are never that large).
 MAX_ERROR_BODY = 64 * 1024
+# The longest answer read at all: manifests, listings, certificates are far smaller.
+MAX_ANSWER = 64 * 1024 * 1024
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_CODES = frozenset({"BadDigest", "IncompleteBody", "RequestTimeout", "SlowDown", "Throttling"})
-_NETWORK_FAULTS = (
-    error.ConnectError,
+# What a server answers without having acted: safe to retry even a request that must not run twice.
+REFUSED_UNDONE_STATUS = frozenset({429, 503})
+# The request may have reached the server: retried only when running it twice is harmless.
+_FAULTS_AFTER_SENDING = (
     error.ConnectionLost,
-    error.DNSLookupError,
-    error.TimeoutError,
     client.ResponseFailed,
     client.ResponseNeverReceived,
     RequestTransmissionFailed,
 )
+# The connection was never made: always safe to retry (the server may be restarting).
+_FAULTS_BEFORE_SENDING = (error.ConnectError,)
 
 
 class ToolError(Exception):
@@ -85,7 +93,7 @@ class HttpClient:
         *,
         retries=DEFAULT_RETRIES,
         connections=4,
-        timeout=DEFAULT_TIMEOUT,
+        timeout=IDLE_TIMEOUT,
         ca_bundle=None,
         backoff=0.5,
     ):
@@ -100,11 +108,13 @@ class HttpClient:
         policy = _TrustedRoots(ca_bundle) if ca_bundle else client.BrowserLikePolicyForHTTPS()
         self._agent = client.Agent(reactor, contextFactory=policy, pool=self._pool, connectTimeout=30)
 
-    async def request(self, method, url, *, service, headers=None, body=b"", ok=(200,), on_sent=None):
+    async def request(self, method, url, *, service, headers=None, body=b"", ok=(200,), on_sent=None, idempotent=True):
         """The Reply of the first attempt whose status is in *ok*; else ToolError.
 
         *body* is bytes or a FileBody; *on_sent(n)* hears of body bytes sent
         (negative when an attempt failed and its bytes will be sent again).
+        A request that must not run twice (``idempotent=False``) is retried
+        only when the server cannot have acted on it.
         """
         for attempt in range(self.retries + 1):
             sent = _Counter(on_sent)
@@ -112,17 +122,14 @@ class HttpClient:
                 reply = await self._attempt(method, url, service, headers or {}, body, sent)
             except BaseException as e:
                 sent.undo()
-                if not isinstance(e, _NETWORK_FAULTS):
-                    raise
-                failure = NetworkError(f"{method} {url}: {_network_reason(e)}")
+                failure, retry = _network_failure(method, url, e, idempotent)
             else:
                 if reply.status in ok:
                     return reply
                 sent.undo()
                 failure = _service_error(reply)
-                if not _worth_retrying(failure):
-                    raise failure
-            if attempt == self.retries:
+                retry = failure.status in REFUSED_UNDONE_STATUS or (idempotent and _worth_retrying(failure))
+            if not retry or attempt == self.retries:
                 raise failure
             pause = self.backoff * 2**attempt * random.uniform(0.75, 1.25)
             await task.deferLater(self.reactor, pause, lambda: None)
@@ -130,27 +137,71 @@ class HttpClient:
 
     async def _attempt(self, method, url, service, headers, body, sent):
         if isinstance(body, FileBody):
-            payload_sha256, length = body.sha256, body.size
+            payload_sha256 = body.sha256
             source = open(body.path, "rb")  # noqa: SIM115 (closed below, after the producer is done with it)
         else:
-            payload_sha256, length = hashlib.sha256(body).hexdigest(), len(body)
+            payload_sha256 = hashlib.sha256(body).hexdigest()
             source = io.BytesIO(body)
+        idle = _IdleTimer(self.reactor, self.timeout)
         try:
             signed = signed_headers(method, url, headers, payload_sha256, self.keys, self.region, service)
             raw = Headers({name.encode("latin-1"): [value.encode("latin-1")] for name, value in signed.items()})
             producer = None
-            if length or method in ("PUT", "POST"):
-                producer = client.FileBodyProducer(_CountingReader(source, sent), readSize=256 * 1024)
-            d = self._agent.request(method.encode("ascii"), url.encode("ascii"), raw, producer)
-            d.addTimeout(self.timeout, self.reactor)
-            response = await d
-            content = await _read_body(response, self.reactor, self.timeout, method)
+            if method in ("PUT", "POST") or isinstance(body, FileBody) or body:
+                reader = _CountingReader(source, sent, idle.reset)
+                producer = client.FileBodyProducer(reader, readSize=256 * 1024)
+            response = await idle.watch(self._agent.request(method.encode("ascii"), url.encode("ascii"), raw, producer))
+            content = await idle.watch(_read_body(response, method))
         finally:
+            idle.stop()
             source.close()
         return Reply(response.code, response.headers, content)
 
     async def close(self):
         await self._pool.closeCachedConnections()
+
+
+class IdleTimeout(Exception):
+    """Nothing was sent or received for the idle timeout."""
+
+
+class _IdleTimer:
+    """Cancels the Deferred it watches when nothing moves for *timeout* seconds."""
+
+    def __init__(self, reactor, timeout):
+        self._reactor = reactor
+        self._timeout = timeout
+        self._call = None
+        self._watched = None
+        self.fired = False
+
+    async def watch(self, d):
+        self._watched = d
+        self.reset()
+        try:
+            return await d
+        except defer.CancelledError:
+            if self.fired:
+                raise IdleTimeout() from None
+            raise
+        finally:
+            self.stop()
+
+    def reset(self):
+        if self._call is not None and self._call.active():
+            self._call.reset(self._timeout)
+        elif self._watched is not None and not self.fired:
+            self._call = self._reactor.callLater(self._timeout, self._fire)
+
+    def _fire(self):
+        self.fired = True
+        self._watched.cancel()
+
+    def stop(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self._watched = None
 
 
 class _Counter:
@@ -174,13 +225,15 @@ class _Counter:
 class _CountingReader:
     """A file that reports each read; FileBodyProducer seeks it to learn its length."""
 
-    def __init__(self, source, counter):
+    def __init__(self, source, counter, on_read):
         self._source = source
         self._counter = counter
+        self._on_read = on_read
 
     def read(self, n=-1):
         data = self._source.read(n)
         self._counter.add(len(data))
+        self._on_read()
         return data
 
     def seek(self, offset, whence=0):
@@ -193,15 +246,39 @@ class _CountingReader:
         pass  # the request closes the file, after its last attempt with it
 
 
-async def _read_body(response, reactor, timeout, method):
-    if method == "HEAD" or response.code in (204, 304):
-        return b""
-    d = client.readBody(response)
-    d.addTimeout(timeout, reactor)
-    try:
-        return await d
-    except client.PartialDownloadError as e:
-        raise client.ResponseFailed([e]) from e
+def _read_body(response, method):
+    """A Deferred of the whole body (the tool only reads small answers), refused past MAX_ANSWER."""
+    if method == "HEAD" or response.code in (204, 304) or response.length == 0:
+        return defer.succeed(b"")
+    finished = defer.Deferred(lambda _: collector.transport.stopProducing())
+    collector = _BodyCollector(finished)
+    response.deliverBody(collector)
+    return finished
+
+
+class _BodyCollector(protocol.Protocol):
+    def __init__(self, finished):
+        self.finished = finished
+        self.chunks = []
+        self.size = 0
+
+    def dataReceived(self, data):
+        if self.finished.called:
+            return
+        self.size += len(data)
+        if self.size > MAX_ANSWER:
+            self.transport.stopProducing()
+            self.finished.errback(ToolError(f"the server's answer is larger than {MAX_ANSWER} bytes"))
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason):
+        if self.finished.called:
+            return
+        if reason.check(client.ResponseDone, http.PotentialDataLoss):
+            self.finished.callback(b"".join(self.chunks))
+        else:
+            self.finished.errback(client.ResponseFailed([reason]))
 
 
 def _service_error(reply):
@@ -223,16 +300,45 @@ def _worth_retrying(failure):
     return failure.status in RETRYABLE_STATUS or failure.code in RETRYABLE_CODES
 
 
-def _network_reason(e):
+def _network_failure(method, url, e, idempotent):
+    """(NetworkError or ToolError, whether to retry) for an attempt that raised *e*; else *e* is raised."""
+    if isinstance(e, IdleTimeout):
+        return NetworkError(f"{method} {url}: no answer for {IDLE_TIMEOUT:.0f} s"), idempotent
+    if isinstance(e, RequestGenerationFailed):
+        return ToolError(f"{method} {url}: the body could not be sent ({_reason(e)}; did the file change?)"), False
+    if isinstance(e, error.DNSLookupError):
+        return NetworkError(f"{method} {url}: cannot resolve the host name ({_reason(e)})"), False
+    if isinstance(e, _FAULTS_BEFORE_SENDING):
+        return NetworkError(f"{method} {url}: {_reason(e)}"), True
+    if isinstance(e, _FAULTS_AFTER_SENDING):
+        if _tls_failure(e):
+            return NetworkError(
+                f"{method} {url}: TLS failed ({_reason(e)}); a private CA? give --ca-bundle or set $AWS_CA_BUNDLE"
+            ), False
+        return NetworkError(f"{method} {url}: {_reason(e)}"), idempotent
+    raise e
+
+
+def _causes(e):
     reasons = getattr(e, "reasons", None)
-    if reasons:
-        e = reasons[0].value
-    if isinstance(e, defer.CancelledError | error.TimeoutError):
-        return "no answer in time"
-    if isinstance(e, error.ConnectionRefusedError):
+    return [reason.value for reason in reasons] if reasons else [e]
+
+
+def _tls_failure(e):
+    return any(isinstance(cause, SSL.Error) for cause in _causes(e))
+
+
+def _reason(e):
+    cause = _causes(e)[0]
+    if isinstance(cause, error.ConnectionRefusedError):
         return "connection refused (is the server running at that address?)"
-    text = str(e).strip()
-    return text or type(e).__name__
+    if isinstance(cause, error.TimeoutError):
+        return "the connection timed out"
+    if isinstance(cause, SSL.Error):
+        details = [part for args in cause.args for entry in args for part in entry[-1:] if part]
+        return ", ".join(details) or "TLS error"
+    text = str(cause).strip()
+    return text or type(cause).__name__
 
 
 @implementer(IPolicyForHTTPS)
@@ -245,13 +351,15 @@ class _TrustedRoots:
                 pem = f.read()
         except OSError as e:
             raise ToolError(f"cannot read the CA bundle {path}: {e.strerror}") from None
-        blocks = [block + b"-----END CERTIFICATE-----\n" for block in pem.split(b"-----END CERTIFICATE-----")[:-1]]
-        try:
-            certificates = [ssl.Certificate.loadPEM(block.strip() + b"\n") for block in blocks]
-        except Exception:
-            certificates = []
-        if not certificates:
+        blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.DOTALL)
+        if not blocks:
             raise ToolError(f"the CA bundle {path} holds no PEM certificate")
+        certificates = []
+        for number, block in enumerate(blocks, 1):
+            try:
+                certificates.append(ssl.Certificate.loadPEM(block + b"\n"))
+            except Exception as e:
+                raise ToolError(f"certificate {number} of the CA bundle {path} cannot be read ({e})") from None
         self._trust = ssl.trustRootFromCertificates(certificates)
 
     def creatorForNetloc(self, hostname, port):

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 
-from images.errors import BundleError
-from images.manifest import MAX_MANIFEST_SIZE, parse_manifest
+from objectstore.bundletool.bundlefiles import read_local_manifest, split_bucket
 from objectstore.bundletool.transport import FileBody, ToolError
 
 HASH_CHUNK = 1024 * 1024
+CANNED_ACLS = frozenset(
+    "private public-read public-read-write authenticated-read aws-exec-read bucket-owner-read"
+    " bucket-owner-full-control".split()
+)
 
 
 @dataclass(frozen=True)
@@ -44,32 +47,13 @@ class UploadReport:
     created_bucket: bool
 
 
-def read_local_manifest(path):
-    """The parsed manifest of a bundle on disk (ToolError if it is missing or malformed)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_SIZE + 1)
-    except OSError as e:
-        raise ToolError(f"cannot read the manifest {path}: {e.strerror}") from None
-    try:
-        return parse_manifest(data)
-    except BundleError as e:
-        raise ToolError(f"{path}: {e}") from None
-
-
-def split_bucket(text):
-    """``bucket`` or ``bucket/folder/`` -> (bucket, key prefix ending in / or empty)."""
-    bucket, _, folder = text.strip("/").partition("/")
-    if not bucket:
-        raise ToolError("the bucket name is empty")
-    return bucket, (folder.strip("/") + "/" if folder.strip("/") else "")
-
-
 async def upload_bundle(s3, manifest_path, bucket, *, acl="aws-exec-read", location=None, jobs=4, progress=None):
     """Upload the bundle whose manifest is *manifest_path* into *bucket* (``bucket/folder`` allowed).
 
     *progress* (a progress bar or None) is told the total bytes, then the bytes sent or skipped.
     """
+    if acl not in CANNED_ACLS:
+        raise ToolError(f"unknown canned ACL {acl!r}: use one of {', '.join(sorted(CANNED_ACLS))}")
     bucket, folder = split_bucket(bucket)
     manifest = read_local_manifest(manifest_path)
     directory = os.path.dirname(os.path.abspath(manifest_path))
@@ -87,6 +71,8 @@ async def upload_bundle(s3, manifest_path, bucket, *, acl="aws-exec-read", locat
             raise ToolError(f"{path} does not match its digest in the manifest: the bundle is damaged")
         present = await s3.head(bucket, key)
         if present == (local.md5.hex(), local.size):
+            # Its bytes are right; its ACL may not be (an earlier upload with another --acl).
+            await s3.put_acl(bucket, key, acl)
             counts["skipped"] += 1
             _advance(progress, local.size)
             return
@@ -99,23 +85,32 @@ async def upload_bundle(s3, manifest_path, bucket, *, acl="aws-exec-read", locat
 
 
 async def _in_parallel(calls, jobs):
-    """Run the async *calls*, at most *jobs* at once; after a failure none is started, and it is raised."""
+    """Run the async *calls*, at most *jobs* at once. The first failure cancels the
+    calls under way, starts no more, and is raised."""
     pending = iter(calls)
     failures = []
+    workers = []
 
     async def worker():
         for call in pending:
-            if failures:
-                return
             try:
                 await call()
+            except defer.CancelledError:
+                if failures:  # stopped by a sibling's failure
+                    return
+                raise
             except Exception as e:
                 failures.append(e)
+                for other in workers:
+                    other.cancel()
                 return
 
-    await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(max(1, jobs))])
+    workers.extend(defer.ensureDeferred(worker()) for _ in range(max(1, jobs)))
+    await defer.DeferredList(workers, consumeErrors=True)
     if failures:
         raise failures[0]
+    for finished in workers:
+        await finished  # re-raises a cancellation from outside
 
 
 def _advance(progress, n):

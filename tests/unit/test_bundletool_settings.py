@@ -44,6 +44,13 @@ def test_aws_endpoint_variables_are_read_after_euca2ools_ones():
     assert (found.s3_url, found.ec2_url) == ("http://all:3", "http://all:3/services/Cloud")
 
 
+def test_with_an_s3_url_alone_ec2_is_looked_for_on_the_same_host():
+    found = endpoints(environ={"S3_URL": "https://walrus.example:8773/services/Walrus"})
+    assert found.ec2_url == "https://walrus.example:8773/services/Cloud"
+    found = endpoints(s3_url="http://s3.example:9000", environ={})
+    assert found.ec2_url == "http://s3.example:9000/services/Cloud"
+
+
 @pytest.mark.parametrize("url", ["ftp://host", "host:3333", "http://", "http://h/?x=1", "http://h/#f"])
 def test_urls_that_are_not_http_endpoints_are_refused(url):
     with pytest.raises(SettingsError, match="URL"):
@@ -60,8 +67,12 @@ def test_keys_come_in_pairs_in_the_documented_order():
     }
     assert keys(environ=environ) == Keys("euca3", "euca3-secret")
     assert keys(environ={"EC2_ACCESS_KEY": "a", "EC2_SECRET_KEY": "s"}).secret_key == "s"
-    assert keys(environ={"OBJECTSTORE_ACCESS_KEY": "o", "OBJECTSTORE_SECRET_KEY": "p"}).access_key == "o"
     assert keys("opt", "opt-secret", environ=environ).access_key == "opt"
+
+
+def test_the_servers_admin_seed_is_not_taken_as_the_callers_keys():
+    with pytest.raises(SettingsError, match="no access keys"):
+        keys(environ={"OBJECTSTORE_ACCESS_KEY": "admin", "OBJECTSTORE_SECRET_KEY": "admin-secret"})
 
 
 def test_missing_or_half_given_keys_are_refused_with_what_to_set():
