@@ -137,3 +137,20 @@ async def test_a_refused_connection_is_a_network_error_after_the_retries():
             await http.request("GET", url, service="s3")
     finally:
         await http.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_that_must_not_run_twice_is_not_retried_once_the_server_may_have_acted():
+    flaky = Flaky([500])
+    with pytest.raises(ServiceError) as caught:
+        await _with_client(flaky, lambda http, url: http.request("POST", url, service="ec2", idempotent=False))
+    assert caught.value.status == 500
+    assert len(flaky.received) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_that_must_not_run_twice_is_retried_when_the_server_refused_it_undone():
+    flaky = Flaky([503, 429])
+    reply = await _with_client(flaky, lambda http, url: http.request("POST", url, service="ec2", idempotent=False))
+    assert reply.status == 200
+    assert len(flaky.received) == 3
