@@ -1,10 +1,13 @@
 """The SQLite (WAL) metadata index and its single writer thread.
 
-Reads are point lookups and range scans on a connection per thread. Writes go
-to one thread that groups whatever is queued into a single transaction, so a
-burst of small PUTs costs one commit (one fsync) instead of one each. Each
-write runs inside its own savepoint: one failing write does not spoil the
-others committed with it.
+Reads are point lookups and range scans on a connection per thread. Writes
+made while a batch commits wait, and then go together in one transaction,
+so a burst of small PUTs costs one commit (one fsync) instead of one each.
+Each write runs inside its own savepoint: one failing write does not spoil
+the others committed with it. The commit (and any blocking file work)
+happens in one writer thread; the statements of quick writes (a small PUT's
+few) run in the reactor thread, as GIL hand-offs between threads cost more
+than the statements do.
 """
 
 import collections
@@ -13,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import weakref
 
 from twisted.internet.defer import Deferred
@@ -141,6 +145,8 @@ CREATE TABLE IF NOT EXISTS access_keys (
 log = Logger()
 _STOP = object()
 MAX_BATCH = 512
+# How long a write waits for another process's (a management command's) to end.
+BUSY_TIMEOUT_MS = 10000
 # Batches whose tidying may wait for a quiet moment before it is forced.
 MAX_BACKLOG = 64
 
@@ -185,15 +191,22 @@ class Metadata:
         conn.executescript(SCHEMA)
         self._queue = queue.SimpleQueue()
         self._thread = None
+        # The writers' connection (while serving), used by one thread at a
+        # time: the reactor's while no batch is in flight, else the writer's.
+        self._conn = None
+        # Reactor side: the writes (and tidied() markers) waiting for the
+        # batch in flight, if any, to commit.
+        self._pending = []
+        self._in_flight = None
 
-    def _connect(self):
+    def _connect(self, busy_timeout=BUSY_TIMEOUT_MS):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
         with self._connections_lock:
             self._connections.add(conn)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk when it returns, the promise behind a 200.
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={busy_timeout}")
         return conn
 
     def reader(self):
@@ -204,7 +217,12 @@ class Metadata:
         return conn
 
     def start(self):
-        self._thread = threading.Thread(target=self._run, name="objectstore-meta-writer", daemon=True)
+        # No busy wait on the writers' connection: the reactor must never
+        # sleep on a lock another process (a management command) holds;
+        # the writer thread waits for it instead (see _begin).
+        self._conn = self._connect(busy_timeout=0)
+        self._thread = threading.Thread(target=self._run, args=(self._conn,), name="objectstore-meta-writer")
+        self._thread.daemon = True
         self._thread.start()
 
     def stop(self):
@@ -213,14 +231,27 @@ class Metadata:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            self._in_flight = None
+            # What never reached the writer thread is written here, in place.
+            pending, self._pending = self._pending, []
+            writes = [item for item in pending if isinstance(item, _Write)]
+            if writes:
+                _fire(writes, self._apply_and_tidy(self.reader(), writes))
+            for item in pending:
+                if isinstance(item, _Tidied):
+                    item.fire()
 
     def tidied(self):
         """A Deferred that fires once the after-commit actions of every earlier write ran."""
         d = Deferred()
         if self._thread is None:
             d.callback(None)
+            return d
+        marker = _Tidied(lambda: self._reactor.callFromThread(d.callback, None))
+        if self._pending:
+            self._pending.append(marker)
         else:
-            self._queue.put(_Tidied(lambda: self._reactor.callFromThread(d.callback, None)))
+            self._queue.put(marker)
         return d
 
     def close(self):
@@ -231,23 +262,35 @@ class Metadata:
         for conn in connections:
             conn.close()
         self._local = threading.local()
+        self._conn = None
 
-    def write(self, operation, prepare=None):
+    def write(self, operation, prepare=None, quick=False):
         """Run ``operation(connection)`` in a transaction; a Deferred of its result.
 
-        ``prepare`` (blocking, e.g. an fsync of the blob the row will name)
-        runs in the writer thread before the batch's transaction; if it
-        fails, the operation does not run and fails with it.
+        Call it from the reactor thread. Writes made while a batch commits
+        wait, and go together in the next batch: one transaction, one WAL
+        fsync. ``prepare`` (blocking, e.g. an fsync of the blob the row will
+        name) runs in the writer thread before the batch's transaction; if
+        it fails, the operation does not run and fails with it.
+
+        A *quick* operation (a few statements on indexed rows, such as a
+        small PUT's) runs in the reactor thread, only its batch's commit in
+        the writer thread: each statement run in the writer thread would
+        cost a round of GIL hand-offs with the reactor, several times what
+        the statement itself costs. A batch with any other write runs
+        wholly in the writer thread.
 
         The Deferred fires once the commit is durable; any ``AfterCommit``
         action runs afterwards, in commit order (``tidied`` waits for it).
         """
-        write = _Write(operation, Deferred(), prepare)
+        write = _Write(operation, Deferred(), prepare, quick and prepare is None)
         if self._thread is None:
             # Not serving yet (start-up, management commands): run in place.
             _fire([write], self._apply_and_tidy(self.reader(), [write]))
         else:
-            self._queue.put(write)
+            self._pending.append(write)
+            if self._in_flight is None:
+                self._send_batch()
         return write.deferred
 
     def write_now(self, operation):
@@ -262,15 +305,54 @@ class Metadata:
         _tidy(outcomes)
         return [_result(outcome) for outcome in outcomes]
 
-    def _run(self):
-        """The writer thread: commit what is queued; tidy up when nothing is.
+    def _send_batch(self):
+        """Send the writer thread the next batch: the pending writes, up to MAX_BATCH (reactor thread)."""
+        batch, markers, taken = [], [], 0
+        for item in self._pending:
+            if isinstance(item, _Tidied):
+                markers.append(item)
+            elif len(batch) < MAX_BATCH:
+                batch.append(item)
+            else:
+                break
+            taken += 1
+        del self._pending[:taken]
+        if batch:
+            self._in_flight = self._quick_batch(batch) if all(w.quick for w in batch) else _Batch(batch, self._apply)
+            self._queue.put(self._in_flight)
+        for marker in markers:
+            self._queue.put(marker)
+
+    def _quick_batch(self, batch):
+        """Run a batch of quick writes here; a _Batch whose finishing (in the writer thread) commits them."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            # Locked by another process: the writer thread waits for the lock.
+            return _Batch(batch, self._apply)
+        try:
+            outcomes = self._run_writes(conn, batch, [None] * len(batch))
+        except Exception:
+            outcomes = [self._abandon(conn)] * len(batch)
+        return _Batch(batch, lambda conn, batch: self._commit(conn, outcomes))
+
+    def _batch_done(self, batch, results):
+        """The writer thread is done with *batch* (reactor thread): send the next one, answer this one."""
+        if batch is self._in_flight:
+            self._in_flight = None
+            if self._pending:
+                self._send_batch()
+        _fire(batch.writes, results)
+
+    def _run(self, conn):
+        """The writer thread: commit each batch sent; tidy up when none is.
 
         Tidying (after-commit actions) waits for a quiet moment, or for a
         backlog, so commits do not queue behind renames and unlinks; and no
         other thread is involved, because every wake-up of another Python
         thread costs a round of GIL hand-offs.
         """
-        conn = self._connect()
         backlog = collections.deque()
         while True:
             try:
@@ -280,33 +362,17 @@ class Metadata:
                 continue
             if len(backlog) > MAX_BACKLOG:
                 backlog.popleft()()
-            batch, stopping = self._take_batch(item, backlog)
-            if batch:
-                outcomes = self._apply(conn, batch)
-                self._reactor.callFromThread(_fire, batch, [_result(outcome) for outcome in outcomes])
-                backlog.append(lambda outcomes=outcomes: _tidy(outcomes))
-            if stopping:
+            if item is _STOP:
                 while backlog:
                     backlog.popleft()()
                 return
-
-    def _take_batch(self, item, backlog):
-        """The writes queued now, starting with *item*; (batch, stop requested)."""
-        batch = []
-        while True:
-            if item is _STOP:
-                return batch, True
             if isinstance(item, _Tidied):
                 # Fires once everything committed before it is tidied.
                 backlog.append(item.fire)
-            else:
-                batch.append(item)
-            if len(batch) >= MAX_BATCH:
-                return batch, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return batch, False
+                continue
+            outcomes = item.finish(conn, item.writes)
+            self._reactor.callFromThread(self._batch_done, item, [_result(outcome) for outcome in outcomes])
+            backlog.append(lambda outcomes=outcomes: _tidy(outcomes))
 
     def _prepare(self, batch):
         """Run the batch's prepares in turn; a Failure (or None) for each write.
@@ -317,35 +383,96 @@ class Metadata:
         return [_attempt(write.prepare) for write in batch]
 
     def _apply(self, conn, batch):
-        outcomes = []
+        """Prepare, run and commit *batch* (blocking); an outcome for each write."""
         try:
             prepared = self._prepare(batch)
             if any(write.prepare is not None for write in batch):
                 self._before_commit()
-            conn.execute("BEGIN IMMEDIATE")
-            for write, failure in zip(batch, prepared, strict=True):
-                if failure is not None:
-                    outcomes.append(failure)
-                    continue
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append(write.operation(conn))
-                    conn.execute("RELEASE op")
-                except Exception:
-                    outcomes.append(_full_disk_as_storage_full(Failure()))
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-            conn.execute("COMMIT")
+            _begin(conn)
+            outcomes = self._run_writes(conn, batch, prepared)
         except Exception:
-            failure = _full_disk_as_storage_full(Failure())
-            if conn.in_transaction:
+            return [self._abandon(conn)] * len(batch)
+        return self._commit(conn, outcomes)
+
+    def _run_writes(self, conn, batch, prepared):
+        """Run the batch's operations in the open transaction; an outcome for each.
+
+        Each write runs in a savepoint, so one that fails is undone without
+        undoing the others; one alone in its batch needs none: if it fails,
+        rolling the transaction back undoes it.
+        """
+        if len(batch) == 1 and prepared[0] is None:
+            try:
+                return [batch[0].operation(conn)]
+            except Exception:
+                failure = _full_disk_as_storage_full(Failure())
                 conn.execute("ROLLBACK")
-            return [failure] * len(batch)
+                return [failure]
+        outcomes = []
+        for write, failure in zip(batch, prepared, strict=True):
+            if failure is not None:
+                outcomes.append(failure)
+                continue
+            conn.execute("SAVEPOINT op")
+            try:
+                outcomes.append(write.operation(conn))
+                conn.execute("RELEASE op")
+            except Exception:
+                outcomes.append(_full_disk_as_storage_full(Failure()))
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
         return outcomes
 
+    def _commit(self, conn, outcomes):
+        """Commit what the writes left in the transaction; their outcomes, or the commit's failure for each."""
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except Exception:
+            return [self._abandon(conn)] * len(outcomes)
+        return outcomes
 
-# SQLite's result code for "database or disk is full" (sqlite3.SQLITE_FULL from Python 3.11).
+    def _abandon(self, conn):
+        """Roll back after a failure (being handled); the Failure to report."""
+        failure = _full_disk_as_storage_full(Failure())
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return failure
+
+
+def _begin(conn, patience=BUSY_TIMEOUT_MS / 1000):
+    """BEGIN IMMEDIATE, waiting up to *patience* seconds for another process's write to end.
+
+    The writers' connection has no busy timeout of its own (see start), so
+    the writer thread waits here; other connections' busy timeout does it.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) != _SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+class _Batch:
+    """Writes sent to the writer thread together, and how it finishes them: ``finish(conn, writes)``."""
+
+    __slots__ = ("writes", "finish")
+
+    def __init__(self, writes, finish):
+        self.writes = writes
+        self.finish = finish
+
+
+# SQLite's result codes for "database or disk is full" and "database is locked"
+# (sqlite3.SQLITE_FULL and SQLITE_BUSY from Python 3.11).
 _SQLITE_FULL = 13
+_SQLITE_BUSY = 5
 
 
 def _full_disk_as_storage_full(failure):
@@ -384,12 +511,13 @@ class _Tidied:
 
 
 class _Write:
-    __slots__ = ("operation", "deferred", "prepare")
+    __slots__ = ("operation", "deferred", "prepare", "quick")
 
-    def __init__(self, operation, deferred=None, prepare=None):
+    def __init__(self, operation, deferred=None, prepare=None, quick=False):
         self.operation = operation
         self.deferred = deferred
         self.prepare = prepare
+        self.quick = quick
 
 
 def _attempt(prepare):

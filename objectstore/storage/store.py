@@ -116,8 +116,8 @@ class Store:
     def in_thread(self, f, *args, **kwargs):
         return deferToThreadPool(self.reactor, self._pool, f, *args, **kwargs)
 
-    def _write(self, operation, prepare=None):
-        return self.meta.write(self._forgetting_unlinked(operation), prepare=prepare)
+    def _write(self, operation, prepare=None, quick=False):
+        return self.meta.write(self._forgetting_unlinked(operation), prepare=prepare, quick=quick)
 
     def _forgetting_unlinked(self, operation):
         def run(conn):
@@ -341,8 +341,11 @@ class Store:
         data = writer.data() if blob is None else None
         try:
             # A blob is synced before the batch commits (a no-op if a copy already did).
+            # An inline object's write is quick (see Metadata.write): a few statements.
             return await self._write(
-                lambda conn: self._replace(conn, info, data), prepare=None if blob is None else writer.sync
+                lambda conn: self._replace(conn, info, data),
+                prepare=None if blob is None else writer.sync,
+                quick=blob is None,
             )
         except BaseException:
             writer.abort()
@@ -479,10 +482,10 @@ class Store:
         return self._write(update)
 
     def delete_object(self, bucket, key):
-        return self.delete_objects(bucket, [key])
+        return self.delete_objects(bucket, [key], quick=True)
 
-    def delete_objects(self, bucket, keys):
-        """Delete keys (missing ones are no error, and cost no write)."""
+    def delete_objects(self, bucket, keys, quick=False):
+        """Delete keys (missing ones are no error, and cost no write); *quick*: few keys (see Metadata.write)."""
 
         def delete(conn):
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
@@ -492,7 +495,7 @@ class Store:
                 removed.extend(self._remove_row(conn, bucket, key))
             return AfterCommit(None, self._discard(removed))
 
-        return self._write(delete)
+        return self._write(delete, quick=quick)
 
     def list_objects(self, bucket, prefix="", delimiter="", after="", max_keys=1000):
         """A page of the bucket's keys (runs in a pool thread)."""

@@ -44,9 +44,10 @@ class S3(Resource):
             request.api = "ec2"
             request.auth, request.caller = UNAUTHENTICATED, ANONYMOUS
             return Ec2Resource(self)
-        request.auth = self.identify(request)
+        host_bucket = self.virtual_host_bucket(request)
+        request.auth = self.identify(request, host_bucket)
         request.caller = request.auth.caller
-        bucket, raw_key = self.target(request)
+        bucket, raw_key = self.target(request, host_bucket)
         if bucket == IMAGES_PATH:
             images = image_resource(self, request)
             if images is not None:
@@ -60,13 +61,13 @@ class S3(Resource):
         request.bucket_name, request.key = bucket, key
         return ObjectResource(self, bucket, key)
 
-    def identify(self, request):
-        return self.authenticator.authenticate(request, bucket_in_host=self.virtual_host_bucket(request))
+    def identify(self, request, host_bucket):
+        return self.authenticator.authenticate(request, bucket_in_host=host_bucket)
 
-    def target(self, request):
-        """(bucket or None, raw key bytes or None) from the Host header and path."""
+    def target(self, request, host_bucket):
+        """(bucket or None, raw key bytes or None) from the path and *host_bucket* (see virtual_host_bucket)."""
         path = request.path
-        bucket = self.virtual_host_bucket(request)
+        bucket = host_bucket
         if bucket is not None:
             raw_key = unquote_to_bytes(path[1:]) if len(path) > 1 else None
             return bucket, raw_key
@@ -78,9 +79,12 @@ class S3(Resource):
         return bucket, raw_key
 
     def virtual_host_bucket(self, request):
+        """The bucket a ``BUCKET.DOMAIN`` Host header names (with ``--domain``); else None."""
         domain = self.config.domain
+        if not domain:
+            return None
         host = request.getHeaderText(b"Host")
-        if not domain or not host:
+        if not host:
             return None
         host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         host = host.lower().rstrip(".")

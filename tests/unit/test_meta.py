@@ -4,10 +4,12 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
 from objectstore.errors import BucketNotEmpty, StorageFull
 from objectstore.storage.meta import AfterCommit, Metadata
@@ -241,3 +243,88 @@ async def test_a_failed_prepare_keeps_its_write_out_of_the_batch_and_the_others_
     assert results[1][1].check(OSError)
     assert prepared == ["a", "b"]
     assert bucket_names(meta) == ["a", "b"]
+
+
+def record_quick_batches(meta):
+    sizes = []
+    quick_batch = meta._quick_batch
+
+    def recording(batch):
+        sizes.append(len(batch))
+        return quick_batch(batch)
+
+    meta._quick_batch = recording
+    return sizes
+
+
+@pytest_twisted.ensureDeferred
+async def test_quick_writes_queued_together_commit_as_one_batch(meta):
+    held, release = hold_writer(meta)
+    sizes = record_quick_batches(meta)
+    writes = [meta.write(add_bucket(f"b{i:03}"), quick=True) for i in range(50)]
+
+    release()
+    await held
+    assert await defer.gatherResults(writes) == [f"b{i:03}" for i in range(50)]
+
+    assert sizes == [50]
+    assert bucket_names(meta, fresh=True) == [f"b{i:03}" for i in range(50)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_quick_write_does_not_undo_the_others_in_its_batch(meta):
+    held, release = hold_writer(meta)
+    names = [f"b{i:02}" for i in range(30)]
+    writes = [
+        meta.write(add_then_fail(name) if i % 3 == 1 else add_bucket(name), quick=True) for i, name in enumerate(names)
+    ]
+
+    release()
+    await held
+    outcomes = await defer.DeferredList(writes, consumeErrors=True)
+
+    failed = [names[i] for i, (ok, _) in enumerate(outcomes) if not ok]
+    assert failed == names[1::3]
+    assert all(outcome.check(BucketNotEmpty) for ok, outcome in outcomes if not ok)
+    assert bucket_names(meta, fresh=True) == [name for i, name in enumerate(names) if i % 3 != 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_quick_write_alone_in_its_batch_that_fails_leaves_nothing(meta):
+    with pytest.raises(BucketNotEmpty):
+        await meta.write(add_then_fail("b"), quick=True)
+    # The next write finds the connection out of any transaction.
+    assert await meta.write(add_bucket("c"), quick=True) == "c"
+    assert bucket_names(meta, fresh=True) == ["c"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_quick_write_waits_for_another_process_lock_in_the_writer_thread_not_the_reactor(meta):
+    other = sqlite3.connect(meta.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        written = meta.write(add_bucket("b"), quick=True)
+        # The reactor did not sleep on the lock (the busy timeout is 10 s).
+        assert time.monotonic() - started < 1
+        await deferLater(reactor, 0.2, lambda: None)
+        assert not written.called
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    assert await written == "b"
+    assert bucket_names(meta, fresh=True) == ["b"]
+
+
+def test_stop_finishes_the_quick_writes_already_queued(tmp_path):
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor)
+    meta.start()
+    _, release = hold_writer(meta)
+    for i in range(20):
+        meta.write(add_bucket(f"b{i:02}"), quick=True)
+
+    release()
+    meta.stop()
+
+    assert bucket_names(meta) == [f"b{i:02}" for i in range(20)]
