@@ -4,7 +4,7 @@ Commands that talk to the server run under the reactor; bundling and
 unbundling are local and run in the main thread, so that Ctrl-C stops them
 at once (they remove what they had written). Results go to stdout, one line
 each; progress bars and notes to stderr; a failure is one line on stderr
-and exit status 1 (2 for a bad command line, 130 when interrupted).
+and exit status 1 (2 for a bad command line, 130 or 143 when interrupted).
 """
 
 import os
