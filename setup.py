@@ -33,7 +33,8 @@ setup(
             "awscli>=1.36",
             "ruff>=0.6",
         ],
-        "bench": ["moto[server]>=5.0", "boto3>=1.35"],
+        # awscli: bench.bundletool's baseline.
+        "bench": ["moto[server]>=5.0", "boto3>=1.35", "awscli>=1.36"],
     },
     entry_points={
         "console_scripts": [

@@ -32,11 +32,10 @@ class LocalFile:
     size: int
     md5: bytes
     sha1: str
-    sha256: str
 
     @property
     def body(self):
-        return FileBody(self.path, self.size, self.sha256)
+        return FileBody(self.path, self.size)
 
 
 @dataclass(frozen=True)
@@ -126,16 +125,15 @@ def _size(path):
 
 
 def _hashed(path, key):
-    """In a thread: the MD5 (ETag, Content-MD5), SHA1 (manifest) and SHA-256 (signature) of a file, in one read."""
-    md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
+    """In a thread: the MD5 (ETag, Content-MD5) and SHA1 (the manifest's digest) of a file, in one read."""
+    md5, sha1 = hashlib.md5(), hashlib.sha1()
     size = 0
     try:
         with open(path, "rb") as f:
             while chunk := f.read(HASH_CHUNK):
                 md5.update(chunk)
                 sha1.update(chunk)
-                sha256.update(chunk)
                 size += len(chunk)
     except OSError as e:
         raise ToolError(f"cannot read {path}: {e.strerror}") from None
-    return LocalFile(path, key, size, md5.digest(), sha1.hexdigest(), sha256.hexdigest())
+    return LocalFile(path, key, size, md5.digest(), sha1.hexdigest())
