@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: python bench/bundletool.py
 
 from bench import servers  # noqa: E402
 from bench.client import S3Client  # noqa: E402
-from bench.images import write_image  # noqa: E402
+from bench.images import upload_files, write_image  # noqa: E402
 from bench.run import human_size, log, parse_size  # noqa: E402
 from images import crypto  # noqa: E402
 
@@ -96,24 +96,9 @@ def awscli_upload(endpoint, bucket, folder, env):
 
 
 def sequential_upload(endpoint, bucket, paths):
-    """The baseline: each file PUT in turn, one connection, no client-side hashing."""
-    client = S3Client(endpoint, timeout=300)
+    """The baseline: each file PUT in turn, one connection, no client-side hashing; seconds."""
     started = time.perf_counter()
-    try:
-        for path in paths:
-            with open(path, "rb") as f:
-                resp = client.open(
-                    "PUT",
-                    f"/{bucket}/{path.name}",
-                    body=f,
-                    headers={"content-length": str(path.stat().st_size), "x-amz-acl": "aws-exec-read"},
-                    payload_hash="UNSIGNED-PAYLOAD",
-                )
-                data = resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"upload of {path}: HTTP {resp.status} {data[:200]!r}")
-    finally:
-        client.close()
+    upload_files(endpoint, bucket, paths)
     return time.perf_counter() - started
 
 

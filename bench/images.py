@@ -110,14 +110,19 @@ class GetProber(threading.Thread):
 
 
 def upload(endpoint, folder, result):
+    upload_files(endpoint, BUCKET, [*result.part_paths, result.manifest_path])
+
+
+def upload_files(endpoint, bucket, paths):
+    """PUT each file in turn (as euca-upload-bundle does), on one connection, UNSIGNED-PAYLOAD."""
     client = S3Client(endpoint, timeout=300)
     try:
-        for path in [*result.part_paths, result.manifest_path]:
+        for path in paths:
             size = os.path.getsize(path)
             with open(path, "rb") as f:
                 resp = client.open(
                     "PUT",
-                    f"/{BUCKET}/{os.path.basename(path)}",
+                    f"/{bucket}/{os.path.basename(path)}",
                     body=f,
                     headers={"content-length": str(size), "x-amz-acl": "aws-exec-read"},
                     payload_hash="UNSIGNED-PAYLOAD",
