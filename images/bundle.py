@@ -31,80 +31,30 @@ class BundleResult:
     manifest: Manifest
 
 
-def bundle_image(
-    image_path,
-    destination,
-    *,
-    user_id,
-    cloud_certificate,
-    user_certificate=None,
-    user_private_key=None,
-    prefix=None,
-    arch="x86_64",
-    kernel_id=None,
-    ramdisk_id=None,
-    image_type="machine",
-    part_size=DEFAULT_PART_SIZE,
-    block_device_mapping=None,
-    on_progress=None,
-):
+def bundle_image(image_path, destination, *, prefix=None, **options):
     """Bundle the image file into ``destination``: ``<prefix>.part.NN`` files and ``<prefix>.manifest.xml``.
 
-    ``prefix`` defaults to the image's file name; it also names the tar member.
-    The manifest is signed with ``user_private_key`` ("UNSIGNED" without one),
-    and the AES key is wrapped for the cloud and, when given, the user.
-    ``on_progress`` gets the tar stream bytes bundled so far (the image plus
-    its header, then the end blocks).
+    ``prefix`` defaults to the image's file name; it also names the tar
+    member. *options* are ``_bundle``'s (user_id and cloud_certificate
+    required). ``on_progress`` gets the tar stream bytes bundled so far
+    (the image plus its header, then the end blocks).
     """
     prefix = prefix or os.path.basename(image_path)
     with open(image_path, "rb") as image:
         size = os.fstat(image.fileno()).st_size
         return _bundle(
-            single_member_tar(image, prefix, size, CHUNK_SIZE),
-            destination,
-            prefix=prefix,
-            size=size,
-            user_id=user_id,
-            cloud_certificate=cloud_certificate,
-            user_certificate=user_certificate,
-            user_private_key=user_private_key,
-            arch=arch,
-            kernel_id=kernel_id,
-            ramdisk_id=ramdisk_id,
-            image_type=image_type,
-            part_size=part_size,
-            block_device_mapping=block_device_mapping,
-            on_progress=on_progress,
+            single_member_tar(image, prefix, size, CHUNK_SIZE), destination, prefix=prefix, size=size, **options
         )
 
 
-def bundle_stream(
-    tar_stream,
-    destination,
-    *,
-    prefix,
-    size,
-    user_id,
-    cloud_certificate,
-    user_certificate=None,
-    user_private_key=None,
-    arch="x86_64",
-    kernel_id=None,
-    ramdisk_id=None,
-    image_type="machine",
-    part_size=DEFAULT_PART_SIZE,
-    block_device_mapping=None,
-    on_progress=None,
-    gzipped=False,
-    image_digest=None,
-):
+def bundle_stream(tar_stream, destination, *, prefix, size, gzipped=False, image_digest=None, **options):
     """Bundle a ready-made tar stream (a binary file object), trusting it blindly.
 
     ``size`` is what the manifest will declare, true or not. With
     ``gzipped=True`` the stream is already gzip data and goes straight to
     encryption; as its tar stream is never seen, ``image_digest`` must then be
     given. ``image_digest`` may also override the true digest of a tar stream.
-    ``on_progress`` gets the input bytes read so far.
+    ``on_progress`` gets the input bytes read so far. *options* are ``_bundle``'s.
     """
     if gzipped and image_digest is None:
         raise ValueError("bundling gzip data needs the image_digest of the tar stream inside it")
@@ -113,19 +63,9 @@ def bundle_stream(
         destination,
         prefix=prefix,
         size=size,
-        user_id=user_id,
-        cloud_certificate=cloud_certificate,
-        user_certificate=user_certificate,
-        user_private_key=user_private_key,
-        arch=arch,
-        kernel_id=kernel_id,
-        ramdisk_id=ramdisk_id,
-        image_type=image_type,
-        part_size=part_size,
-        block_device_mapping=block_device_mapping,
-        on_progress=on_progress,
         gzipped=gzipped,
         image_digest=image_digest,
+        **options,
     )
 
 
@@ -137,18 +77,24 @@ def _bundle(
     size,
     user_id,
     cloud_certificate,
-    user_certificate,
-    user_private_key,
-    arch,
-    kernel_id,
-    ramdisk_id,
-    image_type,
-    part_size,
-    block_device_mapping,
-    on_progress,
+    user_certificate=None,
+    user_private_key=None,
+    arch="x86_64",
+    kernel_id=None,
+    ramdisk_id=None,
+    image_type="machine",
+    part_size=DEFAULT_PART_SIZE,
+    block_device_mapping=None,
+    on_progress=None,
     gzipped=False,
     image_digest=None,
 ):
+    """*chunks* of a tar stream (with *gzipped*, of its gzip data) -> parts and a manifest in *destination*.
+
+    The manifest is signed with ``user_private_key`` ("UNSIGNED" without
+    one), and the AES key is wrapped for the cloud and, when given, for the
+    user (``user_certificate``).
+    """
     try:
         check_plain_file_name(prefix, "the bundle prefix")
     except ManifestError as e:
