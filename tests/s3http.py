@@ -83,3 +83,15 @@ def raw_exchange(port, data, read_timeout=5.0, shutdown_write=False):
 def raw(port, data, **kwargs):
     """raw_exchange in a thread (the server shares our reactor)."""
     return threads.deferToThread(raw_exchange, port, data, **kwargs)
+
+
+def aws_chunked(payload, trailers, chunk=4096):
+    """*payload* framed as an unsigned aws-chunked body, *trailers* ({name: value}) after its last chunk."""
+    out = bytearray()
+    for i in range(0, len(payload), chunk):
+        piece = payload[i : i + chunk]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    out += b"0\r\n"
+    for name, value in trailers.items():
+        out += f"{name}:{value}\r\n".encode()
+    return bytes(out + b"\r\n")

@@ -15,7 +15,7 @@ from twisted.internet.threads import deferToThread
 
 from tests.conftest import ADMIN_KEYS, REGION
 from tests.functional.test_tls import tls_boto3
-from tests.s3http import call, error_code, header
+from tests.s3http import aws_chunked, call, error_code, header
 
 BODY = b"123456789" * 1000
 # botocore's implementation of each algorithm: the reference the server must agree with.
@@ -243,17 +243,6 @@ async def test_trailer_announced_for_a_body_that_is_not_aws_chunked_is_malformed
 
 
 # -- hand-built aws-chunked bodies with the checksum in the trailer ------------------------------------
-
-
-def aws_chunked(payload, trailers, chunk=4096):
-    out = bytearray()
-    for i in range(0, len(payload), chunk):
-        piece = payload[i : i + chunk]
-        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
-    out += b"0\r\n"
-    for name, value in trailers.items():
-        out += f"{name}:{value}\r\n".encode()
-    return bytes(out + b"\r\n")
 
 
 def unsigned_trailer_headers(url, payload, trailer):

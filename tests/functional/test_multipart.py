@@ -77,13 +77,23 @@ def chunks_of(data, size):
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def upload_parts(s3, bucket, key, parts, **create):
-    """Create an upload of *key* and upload *parts* (numbered from 1); (upload id, [{PartNumber, ETag}])."""
+def upload_parts(s3, bucket, key, parts, checksum=None, **create):
+    """Create an upload of *key* and upload *parts* (numbered from 1); (upload id, [{PartNumber, ETag}]).
+
+    With *checksum* (an algorithm, e.g. "SHA256"), the upload and each part
+    carry it, and each part's entry its Checksum<ALGORITHM> too.
+    """
+    if checksum is not None:
+        create["ChecksumAlgorithm"] = checksum
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
+    per_part = {} if checksum is None else {"ChecksumAlgorithm": checksum}
     done = []
     for number, body in enumerate(parts, 1):
-        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
-        done.append({"PartNumber": number, "ETag": answer["ETag"]})
+        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **per_part)
+        entry = {"PartNumber": number, "ETag": answer["ETag"]}
+        if checksum is not None:
+            entry["Checksum" + checksum] = answer["Checksum" + checksum]
+        done.append(entry)
     return upload_id, done
 
 
@@ -235,18 +245,7 @@ async def test_sha256_upload_gets_a_composite_checksum_of_its_parts(server, buck
     await make_bucket(server, bucket_name)
 
     def run():
-        upload_id = s3.create_multipart_upload(Bucket=bucket_name, Key="k", ChecksumAlgorithm="SHA256")["UploadId"]
-        done = []
-        for number, body in enumerate(parts, 1):
-            answer = s3.upload_part(
-                Bucket=bucket_name,
-                Key="k",
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=body,
-                ChecksumAlgorithm="SHA256",
-            )
-            done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer["ChecksumSHA256"]})
+        upload_id, done = upload_parts(s3, bucket_name, "k", parts, checksum="SHA256")
         listed = s3.list_parts(Bucket=bucket_name, Key="k", UploadId=upload_id)
         result = complete(s3, bucket_name, "k", upload_id, done)
         return listed, result
@@ -269,20 +268,7 @@ async def test_full_object_crc32c_is_combined_from_the_parts(server, bucket_name
     await make_bucket(server, bucket_name)
 
     def run():
-        upload_id = s3.create_multipart_upload(
-            Bucket=bucket_name, Key="k", ChecksumAlgorithm="CRC32C", ChecksumType="FULL_OBJECT"
-        )["UploadId"]
-        done = []
-        for number, body in enumerate(parts, 1):
-            answer = s3.upload_part(
-                Bucket=bucket_name,
-                Key="k",
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=body,
-                ChecksumAlgorithm="CRC32C",
-            )
-            done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32C": answer["ChecksumCRC32C"]})
+        upload_id, done = upload_parts(s3, bucket_name, "k", parts, checksum="CRC32C", ChecksumType="FULL_OBJECT")
         result = s3.complete_multipart_upload(
             Bucket=bucket_name,
             Key="k",

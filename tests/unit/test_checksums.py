@@ -21,6 +21,7 @@ from objectstore.checksums import (
 from objectstore.errors import BadDigest, InvalidRequest, MalformedTrailerError
 from objectstore.web.awschunked import AwsChunkedDecoder
 from objectstore.web.body import TrailerChecksum, UploadBody
+from tests.s3http import aws_chunked
 
 # The standard check input of CRC catalogues, and its published values
 # (CRC-32 0xCBF43926, CRC-32C 0xE3069283, CRC-64/NVME 0xAE8B14860A799888);
@@ -270,15 +271,8 @@ class Writer:
         self.aborted = True
 
 
-def framed(payload, trailers, chunk=100):
-    out = bytearray()
-    for i in range(0, len(payload), chunk):
-        piece = payload[i : i + chunk]
-        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
-    out += b"0\r\n"
-    for name, value in trailers.items():
-        out += f"{name}:{value}\r\n".encode()
-    return bytes(out + b"\r\n")
+def framed(payload, trailers):
+    return aws_chunked(payload, trailers, chunk=100)
 
 
 def upload(stream, headers, step):
