@@ -52,12 +52,20 @@ class Command(usage.Options):
 
     def setting(self, name):
         """An option given at this level or, failing that, at the nearest level above."""
-        node = self
-        while node is not None:
+        for node in self._lineage():
             if node.get(name) is not None:
                 return node[name]
-            node = node.parent
         return None
+
+    def flag(self, name):
+        """Whether a flag was given at this level or at any level above."""
+        return any(node.get(name) for node in self._lineage())
+
+    def _lineage(self):
+        node = self
+        while node is not None:
+            yield node
+            node = node.parent
 
 
 class Group(Command):

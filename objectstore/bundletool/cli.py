@@ -46,14 +46,6 @@ class _Command(commandline.Command):
     ]
     optFlags = [["no-progress", None, "No progress bars (they are shown only on a terminal anyway)."]]
 
-    def flag(self, name):
-        node = self
-        while node is not None:
-            if node.get(name):
-                return True
-            node = node.parent
-        return False
-
     def show_progress(self):
         return not self.flag("no-progress")
 

@@ -128,7 +128,7 @@ class HttpClient:
                 reply = await self._attempt(method, url, service, headers or {}, body, sent)
             except BaseException as e:
                 sent.undo()
-                failure, retry = _network_failure(method, url, e, idempotent)
+                failure, retry = _network_failure(method, url, e, idempotent, self.timeout)
             else:
                 if reply.status in ok:
                     return reply
@@ -186,7 +186,9 @@ class _IdleTimer:
         self.reset()
         try:
             return await d
-        except defer.CancelledError:
+        except BaseException:
+            # Cancelled by the timer: the Agent reports it as CancelledError,
+            # or wrapped (ResponseNeverReceived) once the request was written.
             if self.fired:
                 raise IdleTimeout() from None
             raise
@@ -306,10 +308,10 @@ def _worth_retrying(failure):
     return failure.status in RETRYABLE_STATUS or failure.code in RETRYABLE_CODES
 
 
-def _network_failure(method, url, e, idempotent):
+def _network_failure(method, url, e, idempotent, timeout):
     """(NetworkError or ToolError, whether to retry) for an attempt that raised *e*; else *e* is raised."""
     if isinstance(e, IdleTimeout):
-        return NetworkError(f"{method} {url}: no answer for {IDLE_TIMEOUT:.0f} s"), idempotent
+        return NetworkError(f"{method} {url}: nothing sent or received for {timeout:g} s"), idempotent
     if isinstance(e, RequestGenerationFailed):
         return ToolError(f"{method} {url}: the body could not be sent ({_reason(e)}; did the file change?)"), False
     if isinstance(e, error.DNSLookupError):

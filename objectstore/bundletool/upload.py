@@ -105,11 +105,10 @@ async def _in_parallel(calls, jobs):
                 return
 
     workers.extend(defer.ensureDeferred(worker()) for _ in range(max(1, jobs)))
+    # Cancelled from outside, the DeferredList cancels the workers and raises here.
     await defer.DeferredList(workers, consumeErrors=True)
     if failures:
         raise failures[0]
-    for finished in workers:
-        await finished  # re-raises a cancellation from outside
 
 
 def _advance(progress, n):

@@ -154,3 +154,24 @@ async def test_a_request_that_must_not_run_twice_is_retried_when_the_server_refu
     reply = await _with_client(flaky, lambda http, url: http.request("POST", url, service="ec2", idempotent=False))
     assert reply.status == 200
     assert len(flaky.received) == 3
+
+
+class Silent(resource.Resource):
+    """Takes the request and never answers."""
+
+    isLeaf = True
+
+    def render(self, request):
+        return server.NOT_DONE_YET
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_goes_quiet_is_given_up_after_the_idle_timeout():
+    port = await _serve(Silent())
+    http = HttpClient(reactor, KEYS, "us-east-1", retries=0, timeout=0.2)
+    try:
+        with pytest.raises(NetworkError, match=r"nothing sent or received for 0.2 s"):
+            await http.request("GET", f"http://127.0.0.1:{port.getHost().port}/bucket", service="s3")
+    finally:
+        await http.close()
+        await port.stopListening()
