@@ -17,6 +17,8 @@ setup(
         "service_identity>=24.1",
         "cryptography>=42",
         "lxml>=5.0",
+        # Imported directly (declared interfaces), not only through Twisted.
+        "zope.interface>=6.0",
         # CRC32C and CRC64NVME for x-amz-checksum-* (the standard library has neither).
         "awscrt>=0.23",
         # objectstore-bundle's progress bars.
@@ -28,13 +30,18 @@ setup(
             "pytest-twisted>=1.14",
             "treq>=24.9",
             "boto3>=1.35",
+            "botocore>=1.35",
             "apache-libcloud>=3.8",
+            # Property-based tests (tests/unit/test_listing.py).
+            "hypothesis>=6.100",
             # awscli pins an exact botocore; pip picks a boto3 that agrees with it.
             "awscli>=1.36",
+            # s3cmd as people configure it (README), run by the suite.
+            "s3cmd>=2.4",
             "ruff>=0.6",
         ],
         # awscli: bench.bundletool's baseline.
-        "bench": ["moto[server]>=5.0", "boto3>=1.35", "awscli>=1.36"],
+        "bench": ["moto[server]>=5.0", "boto3>=1.35", "botocore>=1.35", "awscli>=1.36"],
     },
     entry_points={
         "console_scripts": [
