@@ -34,9 +34,7 @@ def declared_requirements():
     """(install_requires, extras_require) as setup.py spells them (read from the file, not the installed copy)."""
     tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
     calls = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
     ]
     assert len(calls) == 1, "setup.py should call setup() once"
     keywords = {keyword.arg: keyword.value for keyword in calls[0].keywords}
