@@ -274,7 +274,7 @@ def open_credentials(data_dir, create):
         _complain(f"note: starting a new data folder in {data_dir}")
     try:
         # Synchronous, durable writes only (write_now): no writer thread, so no reactor.
-        return Credentials(Metadata(path, durable=True, reactor=None))
+        return Credentials(Metadata(path, durable=True, reactor=None).open())
     except sqlite3.Error as e:
         raise ManageError(f"cannot open {path}: {e}") from e
 

@@ -35,11 +35,15 @@ class BlobFiles:
         self.durable = durable
         self.tmp = os.path.join(root, "tmp")
         self.home = os.path.join(root, "blobs")
-        os.makedirs(self.tmp, exist_ok=True)
-        os.makedirs(self.home, exist_ok=True)
         self._spares = collections.deque()
         self._spares_wanted = spares
         self._refilling = threading.Lock()
+
+    def create_folders(self):
+        """Make tmp/ and blobs/ if they are missing (blocking; once, before use); returns self."""
+        os.makedirs(self.tmp, exist_ok=True)
+        os.makedirs(self.home, exist_ok=True)
+        return self
 
     def tmp_path(self, blob):
         return os.path.join(self.tmp, blob)

@@ -183,12 +183,7 @@ class Metadata:
         # all; a thread that ends takes its own connection with it.
         self._connections = weakref.WeakSet()
         self._connections_lock = threading.Lock()
-        first = not os.path.exists(path)
-        conn = self._connect()
-        if first:
-            # Secrets live in this file (access keys): owner-only from birth.
-            os.chmod(path, 0o600)
-        conn.executescript(SCHEMA)
+        self._opened = False
         self._queue = queue.SimpleQueue()
         self._thread = None
         # The writers' connection (while serving), used by one thread at a
@@ -198,6 +193,18 @@ class Metadata:
         # batch in flight, if any, to commit.
         self._pending = []
         self._in_flight = None
+
+    def open(self):
+        """Create the index file (or open it) and its tables; returns self. Making one touches no disk."""
+        if not self._opened:
+            first = not os.path.exists(self.path)
+            conn = self.reader()
+            if first:
+                # Secrets live in this file (access keys): owner-only from birth.
+                os.chmod(self.path, 0o600)
+            conn.executescript(SCHEMA)
+            self._opened = True
+        return self
 
     def _connect(self, busy_timeout=BUSY_TIMEOUT_MS):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
@@ -217,6 +224,7 @@ class Metadata:
         return conn
 
     def start(self):
+        self.open()
         # No busy wait on the writers' connection: the reactor must never
         # sleep on a lock another process (a management command) holds;
         # the writer thread waits for it instead (see _begin).

@@ -54,6 +54,12 @@ _OBJECT_WITH_BYTES = (
 class DataDirInUse(Exception):
     """Another server already serves this data folder."""
 
+    def __init__(self, data_dir, pid=""):
+        self.data_dir = data_dir
+        self.pid = pid
+        by = f"another objectstore (pid {pid})" if pid else "another objectstore"
+        super().__init__(f"{data_dir} is already served by {by}")
+
 
 class Store:
     def __init__(self, data_dir, durable=True, reactor=None, io_threads=16, inline_limit=INLINE_LIMIT):
@@ -61,8 +67,9 @@ class Store:
             from twisted.internet import reactor
         self.reactor = reactor
         self.data_dir = os.path.abspath(data_dir)
-        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
-        self._lock = _lock_data_dir(self.data_dir)
+        # Making a Store touches no disk: open() (or start()) does, so that a
+        # server that cannot listen creates nothing (see service.py).
+        self._lock = None
         self.files = BlobFiles(self.data_dir, durable)
         self.inline_limit = inline_limit
         self.meta = Metadata(
@@ -80,7 +87,25 @@ class Store:
 
     # -- life cycle ------------------------------------------------------
 
+    def open(self):
+        """Create the data folder if need be, take its lock and open the index (blocking; before serving).
+
+        Raises DataDirInUse if another process serves the folder.
+        """
+        if self._lock is not None:
+            return
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        self._lock = _lock_data_dir(self.data_dir)
+        try:
+            self.files.create_folders()
+            self.meta.open()
+        except BaseException:
+            os.close(self._lock)
+            self._lock = None
+            raise
+
     def start(self):
+        self.open()
         self.recover()
         self.files.make_spares()
         self.meta.start()
@@ -94,7 +119,9 @@ class Store:
     def close(self):
         self.stop()
         self.meta.close()
-        os.close(self._lock)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def recover(self):
         """Settle what a crash left behind; run before serving."""
@@ -666,11 +693,38 @@ def _json(value):
     return "{}" if value == {} else json.dumps(value)
 
 
+LOCK_FILE = "lock"
+
+
 def _lock_data_dir(data_dir):
-    fd = os.open(os.path.join(data_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    """Take the folder's lock (held while the fd is open) and write our PID in it, for lock_holder()."""
+    fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DataDirInUse(f"{data_dir} is already served by another objectstore") from None
+        holder = lock_holder(data_dir)
+        raise DataDirInUse(data_dir, holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def lock_holder(data_dir):
+    """The PID (as text, "" if unknown) of the process serving *data_dir*, or None if none does.
+
+    Creates nothing: a folder, or a lock file, that does not exist is not in use.
+    """
+    try:
+        fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

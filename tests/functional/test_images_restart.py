@@ -22,7 +22,7 @@ from tests.s3http import call
 
 def crashed_registration(data_dir, image_id, location, owner, state):
     """The traces of a registration cut short in *state*: its row, and a partial file."""
-    meta = Metadata(os.path.join(data_dir, "meta.sqlite"), durable=True, reactor=None)
+    meta = Metadata(os.path.join(data_dir, "meta.sqlite"), durable=True, reactor=None).open()
     try:
         image = Image(
             id=image_id,

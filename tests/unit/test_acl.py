@@ -143,7 +143,7 @@ def test_a_grant_header_that_is_not_a_list_of_grantees_is_invalid_argument(value
 
 @pytest.fixture
 def credentials(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor)
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     yield Credentials(meta)
     meta.close()
 

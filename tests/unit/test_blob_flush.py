@@ -36,7 +36,7 @@ def flushes(monkeypatch):
 
 
 def test_writing_past_the_threshold_flushes_in_the_background_and_sync_finishes(tmp_path, flushes):
-    writer = BlobFiles(str(tmp_path), durable=True).writer()
+    writer = BlobFiles(str(tmp_path), durable=True).create_folders().writer()
     writer.write(b"a" * 3000)
     writer.sync()
     assert flushes.calls[0].startswith("objectstore-flush")  # early, off the caller's thread
@@ -47,7 +47,7 @@ def test_writing_past_the_threshold_flushes_in_the_background_and_sync_finishes(
 
 def test_a_failed_early_flush_fails_sync_even_if_the_last_one_succeeds(tmp_path, flushes):
     flushes.fail_first = True
-    writer = BlobFiles(str(tmp_path), durable=True).writer()
+    writer = BlobFiles(str(tmp_path), durable=True).create_folders().writer()
     writer.write(b"a" * 2000)
     with pytest.raises(OSError) as caught:
         writer.sync()
@@ -56,7 +56,7 @@ def test_a_failed_early_flush_fails_sync_even_if_the_last_one_succeeds(tmp_path,
 
 def test_an_abort_during_a_flush_closes_the_file_only_after_it(tmp_path, flushes):
     flushes.gate = threading.Event()
-    writer = BlobFiles(str(tmp_path), durable=True).writer()
+    writer = BlobFiles(str(tmp_path), durable=True).create_folders().writer()
     fd = writer._fd
     writer.write(b"a" * 2000)
     writer.abort()
@@ -76,7 +76,7 @@ def test_an_abort_during_a_flush_closes_the_file_only_after_it(tmp_path, flushes
 
 
 def test_without_durability_nothing_is_flushed(tmp_path, flushes):
-    writer = BlobFiles(str(tmp_path), durable=False).writer()
+    writer = BlobFiles(str(tmp_path), durable=False).create_folders().writer()
     writer.write(b"a" * 5000)
     writer.sync()
     assert flushes.calls == []

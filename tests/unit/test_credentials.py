@@ -29,7 +29,7 @@ class Clock:
 
 @pytest.fixture
 def credentials(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor)
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     clock = Clock()
     yield Credentials(meta, clock=clock), clock
     meta.close()

@@ -32,6 +32,7 @@ def data_dir(tmp_path):
 def stopped_store(data_dir):
     """A store that is not serving: writes run in place, nothing is recovered."""
     store = Store(data_dir, reactor=reactor, inline_limit=0)
+    store.open()
     store.meta.write_now(
         lambda conn: conn.execute(
             "INSERT OR IGNORE INTO buckets (name, owner, created, region, acl) VALUES ('b', 'o', 0, 'r', '{}')"

@@ -173,7 +173,7 @@ async def test_deleting_missing_keys_changes_nothing(store):
 
 def test_a_second_store_on_the_same_folder_is_refused(store):
     with pytest.raises(DataDirInUse):
-        Store(store.data_dir, reactor=reactor)
+        Store(store.data_dir, reactor=reactor).start()
 
 
 @pytest_twisted.ensureDeferred
