@@ -8,6 +8,7 @@ from objectstore.errors import InvalidArgument, InvalidBucketName, KeyTooLongErr
 MAX_KEY_BYTES = 1024
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_CHARACTERS = re.compile(r"[a-z0-9.-]+")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # The store's spool folder. Bucket names never become paths here, but a
@@ -18,20 +19,36 @@ _RESERVED_NAMES = frozenset({"tmp"})
 
 
 def check_bucket_name(name):
-    """Apply S3's naming rules (the strict, DNS-compatible ones)."""
-    if (
-        # fullmatch: a regex's $ would let a trailing newline through.
-        not _BUCKET_RE.fullmatch(name)
-        or ".." in name
-        or ".-" in name
-        or "-." in name
-        or name.startswith(_RESERVED_PREFIXES)
-        or name.endswith(_RESERVED_SUFFIXES)
-        or _is_ip_address(name)
-        or name in _RESERVED_NAMES
-    ):
-        raise InvalidBucketName(BucketName=name)
+    """Apply S3's naming rules (the strict, DNS-compatible ones); InvalidBucketName says which one failed."""
+    reason = bucket_name_problem(name)
+    if reason is not None:
+        raise InvalidBucketName(f"The specified bucket is not valid: {reason}.", BucketName=name)
     return name
+
+
+def bucket_name_problem(name):
+    """Why *name* cannot be a bucket's name (the first rule it breaks), or None if it can."""
+    if not 3 <= len(name) <= 63:
+        return f"a bucket name is 3 to 63 characters long, and this one is {len(name)}"
+    # fullmatch: a regex's $ would let a trailing newline through.
+    if not _BUCKET_CHARACTERS.fullmatch(name):
+        return "a bucket name may contain only lowercase letters, digits, dots (.) and hyphens (-)"
+    if not _BUCKET_RE.fullmatch(name):
+        return "a bucket name must begin and end with a lowercase letter or a digit"
+    for pair in ("..", ".-", "-."):
+        if pair in name:
+            return f"a bucket name must not contain {pair!r}"
+    if _is_ip_address(name):
+        return "a bucket name must not be formatted as an IP address"
+    for prefix in _RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            return f"bucket names beginning with {prefix!r} are reserved"
+    for suffix in _RESERVED_SUFFIXES:
+        if name.endswith(suffix):
+            return f"bucket names ending with {suffix!r} are reserved"
+    if name in _RESERVED_NAMES:
+        return f"{name!r} is reserved for the server's own use"
+    return None
 
 
 def _is_ip_address(name):

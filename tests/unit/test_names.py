@@ -3,7 +3,7 @@
 import pytest
 
 from objectstore.errors import InvalidArgument, InvalidBucketName, KeyTooLongError
-from objectstore.storage.names import MAX_KEY_BYTES, check_bucket_name, check_key, decode_key
+from objectstore.storage.names import MAX_KEY_BYTES, bucket_name_problem, check_bucket_name, check_key, decode_key
 
 VALID_BUCKETS = [
     "abc",
@@ -65,6 +65,36 @@ def test_invalid_bucket_names_are_refused(name):
         check_bucket_name(name)
     assert caught.value.details == {"BucketName": name}
     assert caught.value.status == 400
+    assert caught.value.message.startswith("The specified bucket is not valid: ")
+
+
+REASONS = {
+    "ab": "3 to 63 characters long, and this one is 2",
+    "a" * 64: "3 to 63 characters long, and this one is 64",
+    "Bucket": "only lowercase letters, digits, dots (.) and hyphens (-)",
+    "a_b": "only lowercase letters",
+    "-ab": "begin and end with a lowercase letter or a digit",
+    "ab.": "begin and end with a lowercase letter or a digit",
+    "a..b": "must not contain '..'",
+    "a.-b": "must not contain '.-'",
+    "a-.b": "must not contain '-.'",
+    "192.168.5.4": "formatted as an IP address",
+    "xn--a": "beginning with 'xn--' are reserved",
+    "x--ol-s3": "ending with '--ol-s3' are reserved",
+    "tmp": "reserved for the server's own use",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REASONS))
+def test_invalid_bucket_name_says_which_rule_it_breaks(name):
+    with pytest.raises(InvalidBucketName) as caught:
+        check_bucket_name(name)
+    assert REASONS[name] in caught.value.message
+
+
+def test_every_invalid_name_gets_a_reason():
+    assert all(bucket_name_problem(name) for name in INVALID_BUCKETS)
+    assert not any(bucket_name_problem(name) for name in VALID_BUCKETS)
 
 
 def test_key_of_exactly_1024_utf8_bytes_passes():
