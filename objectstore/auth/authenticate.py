@@ -93,10 +93,16 @@ class Sha256CheckedBody:
 class Authenticator:
     """Checks requests against the credential store; *clock* gives Unix time."""
 
-    def __init__(self, credentials, region, clock=time.time):
+    def __init__(self, credentials, region, clock=time.time, strict_region=False):
         self.credentials = credentials
         self.region = region
         self.clock = clock
+        # Strict: only requests signed for *region* (AWS's answer to a request
+        # sent to the wrong regional endpoint). Not strict: a server with one
+        # endpoint serves clients configured for any region, checking each
+        # signature with the region its client signed for (as MinIO does
+        # when no region is set).
+        self.strict_region = strict_region
 
     def authenticate(self, request, bucket_in_host=None):
         """The request's Authenticated, or the S3Error that refuses it.
@@ -267,7 +273,16 @@ class Authenticator:
         payload_hash = params.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
         key = sigv4.signing_key(caller.secret, *scope_parts)
         self._check_v4(
-            facts, access_key, key, timestamp, scope, queries, signed, payload_hash, params["X-Amz-Signature"]
+            facts,
+            access_key,
+            key,
+            timestamp,
+            scope,
+            queries,
+            signed,
+            payload_hash,
+            params["X-Amz-Signature"],
+            presigned=True,
         )
         return Authenticated(caller)
 
@@ -276,13 +291,15 @@ class Authenticator:
 
         A client sends the same Credential all day: the answer is cached.
         """
-        return _credential_scope(credential, self.region, malformed)
+        return _credential_scope(credential, self.region if self.strict_region else None, malformed)
 
-    def _check_v4(self, facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided):
+    def _check_v4(
+        self, facts, access_key, key, timestamp, scope, queries, signed, payload_hash, provided, presigned=False
+    ):
         attempts = []
         variants = (
             (uri, query, headers)
-            for headers in _host_variants(facts.headers)
+            for headers in _host_variants(facts.headers, without_port=presigned)
             for uri in sigv4.canonical_uris(facts.path)
             for query in queries()
         )
@@ -340,7 +357,10 @@ class _Facts:
 # Bounded small: a client can send any text there, and a header can be long.
 @functools.lru_cache(maxsize=64)
 def _credential_scope(credential, region, malformed):
-    """Authenticator._scope's answer; an S3Error raised is not cached (the next request checks again)."""
+    """Authenticator._scope's answer; an S3Error raised is not cached (the next request checks again).
+
+    *region*: the one region a signature may be scoped to, or None for any.
+    """
     parts = credential.split("/")
     if len(parts) != 5 or not all(parts):
         raise malformed(
@@ -348,7 +368,7 @@ def _credential_scope(credential, region, malformed):
             'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
     access_key, date, scope_region, service, terminator = parts
-    if scope_region != region:
+    if region is not None and scope_region != region:
         raise malformed(
             f"The authorization header is malformed; the region '{scope_region}' is wrong; expecting '{region}'",
             Region=region,
@@ -393,16 +413,33 @@ def _signed_header_names(text):
     return signed, frozenset(signed)
 
 
-def _host_variants(headers):
-    """The headers as sent and, if the Host has capitals, with it lower-cased.
+def _host_variants(headers, without_port=False):
+    """The headers as sent and, if the Host has capitals, with it lower-cased; with *without_port*,
+    also with the Host's port left out.
 
     Host names are case-insensitive and botocore signs the host lower-cased
-    (``urlsplit().hostname``) whatever the case it sends.
+    (``urlsplit().hostname``) whatever the case it sends. Libcloud's S3
+    driver presigns URLs (``get_object_cdn_url``) signing its host without
+    the port that the URL then carries: a presigned URL may have been signed
+    either way. Only the port is dropped; the host name must still match.
     """
     host = headers.get("host")
-    if not host or host[0] == host[0].lower():
-        return [headers]
-    return [headers, {**headers, "host": [host[0].lower()]}]
+    if not host or (not without_port and host[0] == host[0].lower()):
+        return [headers]  # the common case, on every request: no copies
+    hosts = [host[0], host[0].lower()]
+    if without_port:
+        hosts += [_without_port(name) for name in hosts]
+    return [{**headers, "host": [name]} if name != host[0] else headers for name in dict.fromkeys(hosts)]
+
+
+def _without_port(host):
+    """``example.com:8080`` -> ``example.com``; ``[::1]:8080`` -> ``[::1]``; a host without a port is unchanged."""
+    if host.startswith("["):
+        end = host.find("]")
+        port = host[end + 2 :]
+        return host[: end + 1] if end != -1 and host[end + 1 : end + 2] == ":" and port.isdigit() else host
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else host
 
 
 def _check_payload_hash(value):

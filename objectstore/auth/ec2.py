@@ -26,10 +26,12 @@ _V2_DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}
 
 
 class Ec2Authenticator:
-    def __init__(self, credentials, region, clock=time.time):
+    def __init__(self, credentials, region, clock=time.time, strict_region=False):
         self.credentials = credentials
         self.region = region
         self.clock = clock
+        # Not strict: a request signed for any region is checked with that region (see Config.strict_region).
+        self.strict_region = strict_region
 
     def authenticate(self, request, parameters, body):
         """The Caller of an EC2 request; *parameters*: query and form together; *body*: the raw form."""
@@ -86,8 +88,9 @@ class Ec2Authenticator:
         if len(credential) != 5 or credential[4] != "aws4_request":
             raise AuthFailure("The Credential is malformed.")
         access_key, date, region, service, _ = credential
-        if service != SERVICE or region != self.region:
-            raise AuthFailure(f"Credential should be scoped to region '{self.region}' and service '{SERVICE}'.")
+        if service != SERVICE or not region or (self.strict_region and region != self.region):
+            where = f"region '{self.region}'" if self.strict_region else "a region"
+            raise AuthFailure(f"Credential should be scoped to {where} and service '{SERVICE}'.")
         timestamp = request.getHeaderText(b"X-Amz-Date") or ""
         if not timestamp.startswith(date) or abs(_seconds(timestamp) - self.clock()) > MAX_SKEW:
             raise RequestTimeTooSkewed()

@@ -1,5 +1,7 @@
 """BucketResource: operations on ``/bucket``."""
 
+import re
+
 from objectstore import xmlio
 from objectstore.auth import acl as acls
 from objectstore.errors import (
@@ -28,6 +30,8 @@ from objectstore.web.multipart import list_multipart_uploads
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 
 DELETE_BODY_LIMIT = 2 * 1024 * 1024
+# What AWS names regions with (eu-west-1, us-gov-west-1, and the legacy "EU").
+_REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 MAX_DELETE_KEYS = 1000
 
 
@@ -55,25 +59,38 @@ class BucketResource(S3Resource):
     async def create_bucket(self, request):
         user = require_user(request)
         check_bucket_name(self.name)
-        self._check_location(request.body.value())
+        region = self._location(request.body.value())
         acl = acl_from_headers(acl_headers(request), user.id, self.app.credentials) or acls.canned("private", user.id)
-        await self.store.create_bucket(self.name, user.id, self.app.config.region, acl)
+        await self.store.create_bucket(self.name, user.id, region, acl)
         request.setHeader(b"Location", b"/" + self.name.encode())
         send_empty(request)
 
-    def _check_location(self, body):
+    def _location(self, body):
+        """The region a new bucket is in: the one its CreateBucketConfiguration asks for, or the server's.
+
+        With --strict-region only the server's own region may be asked for;
+        otherwise any (the server has one endpoint, and reports each bucket
+        in the region it was created for, as GetBucketLocation does on AWS).
+        """
+        region = self.app.config.region
         if not body.strip():
-            return
+            return region
         root = xmlio.parse(body, max_length=64 * 1024)
         if xmlio.local(root) != "CreateBucketConfiguration":
             raise MalformedXML()
         constraint = xmlio.child_text(root, "LocationConstraint")
-        region = self.app.config.region
-        if constraint and constraint != region:
+        if not constraint:
+            return region
+        if self.app.config.strict_region and constraint != region:
             raise InvalidLocationConstraint(
                 f"The specified location-constraint is not valid; this server serves {region}.",
                 LocationConstraint=constraint,
             )
+        if not _REGION_NAME.fullmatch(constraint):
+            raise InvalidLocationConstraint(
+                "The specified location-constraint is not valid.", LocationConstraint=constraint
+            )
+        return constraint
 
     @operation("HEAD")
     async def head_bucket(self, request):

@@ -30,8 +30,8 @@ class S3(Resource):
         self.registrar = registrar
         self.credentials = credentials
         self.config = config
-        self.authenticator = Authenticator(credentials, config.region)
-        self.ec2_authenticator = Ec2Authenticator(credentials, config.region)
+        self.authenticator = Authenticator(credentials, config.region, strict_region=config.strict_region)
+        self.ec2_authenticator = Ec2Authenticator(credentials, config.region, strict_region=config.strict_region)
         self.service = ServiceResource(self)
 
     def getChildWithDefault(self, name, request):

@@ -41,7 +41,7 @@ class FakeRequest:
 
 @pytest.fixture
 def authenticator(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor)
+    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     credentials = Credentials(meta)
     credentials.create_user("example", access_key=ACCESS_KEY, secret=SECRET)
     clock = [EXAMPLE_TIME + 60]
@@ -237,7 +237,14 @@ def test_a_mismatch_says_what_was_signed(authenticator):
     assert "range:bytes=0-10" in error.details["CanonicalRequest"]
 
 
-def test_another_region_is_malformed_and_names_the_expected_one(authenticator):
+def test_a_signature_is_checked_with_the_region_its_credential_names(authenticator):
+    # AWS's example is signed for us-east-1: claimed for eu-west-1, eu-west-1's key cannot verify it.
+    header = v4_header(GET_OBJECT["signed"], GET_OBJECT["signature"]).replace("us-east-1", "eu-west-1")
+    assert refused(authenticator, signed_get(authenticator, Authorization=header)).code == "SignatureDoesNotMatch"
+
+
+def test_with_strict_region_another_region_is_malformed_and_names_the_expected_one(authenticator):
+    authenticator.strict_region = True
     header = v4_header(GET_OBJECT["signed"], GET_OBJECT["signature"]).replace("us-east-1", "eu-west-1")
     error = refused(authenticator, signed_get(authenticator, Authorization=header))
     assert error.code == "AuthorizationHeaderMalformed"
