@@ -23,6 +23,11 @@ class Config:
     # fsync data, directories and the metadata log before answering a write.
     fsync: bool = True
     region: str = "us-east-1"
+    # Refuse requests signed for another region (AuthorizationHeaderMalformed,
+    # as AWS answers a request sent to the wrong regional endpoint) and bucket
+    # location constraints other than ``region``. Off, as MinIO without a
+    # region set: one endpoint serves clients configured for any region.
+    strict_region: bool = False
     io_threads: int = 16
     # Access log: a file, "-" for the twistd log, None for none.
     access_log: str = None
@@ -47,44 +52,64 @@ def from_file(path, base=None):
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     except configparser.Error as e:
         raise ConfigError(f"{path}: {e}") from e
+    # A misspelt section would otherwise be ignored, and the server start on
+    # defaults the file meant to change.
+    others = [name for name in parser.sections() if name != SECTION]
+    if others:
+        raise ConfigError(
+            f"{path}: unknown section{'s' if len(others) > 1 else ''} {', '.join(f'[{n}]' for n in others)}; "
+            f"every setting goes in [{SECTION}]"
+        )
     if not parser.has_section(SECTION):
-        return base
+        raise ConfigError(f"{path} has no [{SECTION}] section; put its settings under a line [{SECTION}]")
     section = parser[SECTION]
-    known = {
-        "listen",
-        "data_dir",
-        "domain",
-        "fsync",
-        "region",
-        "io_threads",
-        "access_log",
-        "multipart_expiry",
-        "image_workers",
-        "max_image_size",
-    }
-    unknown = set(section) - known
+    unknown = set(section) - set(_FILE_OPTIONS)
     if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]")
+        raise ConfigError(
+            f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]; "
+            f"the options are {', '.join(_FILE_OPTIONS)} (see etc/objectstore.conf)"
+        )
     changes = {}
-    if "listen" in section:
-        changes["listen"] = tuple(line.strip() for line in section["listen"].splitlines() if line.strip())
-    for name in ("data_dir", "domain", "region", "access_log"):
-        if name in section:
-            changes[name] = section[name].strip() or None
-    try:
-        if "fsync" in section:
-            changes["fsync"] = section.getboolean("fsync")
-        if "io_threads" in section:
-            changes["io_threads"] = section.getint("io_threads")
-        if "multipart_expiry" in section:
-            changes["multipart_expiry"] = parse_expiry(section["multipart_expiry"])
-        if "image_workers" in section:
-            changes["image_workers"] = parse_workers(section["image_workers"])
-        if "max_image_size" in section:
-            changes["max_image_size"] = parse_size(section["max_image_size"])
-    except ValueError as e:
-        raise ConfigError(f"{path}: {e}") from e
+    for name in _FILE_OPTIONS:
+        if name not in section:
+            continue
+        text = section[name]
+        try:
+            changes[name] = _FILE_OPTIONS[name](text)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {name} = {text.strip()}: {e}") from None
     return replace(base, **changes)
+
+
+def _lines(text):
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _text_or_none(text):
+    return text.strip() or None
+
+
+def _text(text):
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def parse_boolean(text):
+    value = configparser.ConfigParser.BOOLEAN_STATES.get(text.strip().lower())
+    if value is None:
+        raise ValueError("not a boolean; write true or false")
+    return value
+
+
+def _whole_number(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
 
 
 def parse_expiry(text):
@@ -92,9 +117,9 @@ def parse_expiry(text):
     try:
         days = float(text)
     except ValueError:
-        raise ValueError(f"multipart_expiry must be a number of days, not {text!r}") from None
+        raise ValueError("not a number of days") from None
     if not days >= 0 or days == float("inf"):
-        raise ValueError(f"multipart_expiry must be a number of days, 0 or more, not {text!r}")
+        raise ValueError("must be a number of days, 0 or more")
     return days
 
 
@@ -106,13 +131,7 @@ def with_environment(config, environ):
 
 
 def parse_workers(text):
-    try:
-        workers = int(text)
-    except ValueError:
-        raise ValueError(f"image_workers must be a whole number, not {text!r}") from None
-    if workers < 1:
-        raise ValueError(f"image_workers must be 1 or more, not {text!r}")
-    return workers
+    return _whole_number(text)
 
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -127,7 +146,23 @@ def parse_size(text):
     try:
         size = int(number) * _SIZE_UNITS[unit]
     except ValueError:
-        raise ValueError(f"max_image_size must be a size such as 64G, not {text!r}") from None
+        raise ValueError("not a size such as 64G") from None
     if size < 1:
-        raise ValueError(f"max_image_size must be positive, not {text!r}")
+        raise ValueError("must be positive")
     return size
+
+
+# The file's options, each with what reads its text (ValueError: the text is wrong).
+_FILE_OPTIONS = {
+    "listen": _lines,
+    "data_dir": _text,
+    "domain": _text_or_none,
+    "fsync": parse_boolean,
+    "region": _text,
+    "strict_region": parse_boolean,
+    "io_threads": _whole_number,
+    "access_log": _text_or_none,
+    "multipart_expiry": parse_expiry,
+    "image_workers": parse_workers,
+    "max_image_size": parse_size,
+}

@@ -1,28 +1,37 @@
 """``twistd objectstore``: options and the service tree they make."""
 
 import os
+import sqlite3
+import sys
 from dataclasses import replace
 
-from twisted.application import service, strports
+from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python import usage
 
+import twisted
+from objectstore import __version__
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, ensure_admin
-from objectstore.registry.cloudkey import CloudKey
+from objectstore.listeners import Listener, parse_endpoint, probe
+from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.registry.registrar import Registrar
-from objectstore.storage.store import Store
+from objectstore.startup import PROGRAM, CannotServe, StartupError, check_data_dir, report_cannot_serve
+from objectstore.storage.store import DataDirInUse, Store
 from objectstore.web.request import S3Site
 from objectstore.web.root import S3
 
 log = Logger()
 DAY = 24 * 3600
+ADMIN_CREDENTIALS = "admin.credentials"
 # How often expired multipart uploads are looked for (an indexed query, when there are none).
 EXPIRY_SWEEP_INTERVAL = 3600.0
 
 
 class Options(usage.Options):
+    """``twistd objectstore``'s options (and ``objectstore``'s: see StandaloneOptions)."""
+
     synopsis = "[options]"
     longdesc = (
         "Serve an S3-compatible object store from a data folder. Buckets and objects are kept "
@@ -33,7 +42,13 @@ class Options(usage.Options):
         ["data-dir", "d", None, "Folder for buckets, objects and metadata [default: ./data]."],
         ["config", "c", None, "INI file with an [objectstore] section (see etc/objectstore.conf)."],
         ["domain", None, None, "Serve BUCKET.DOMAIN as virtual-host style addressing."],
-        ["region", None, None, "The region this server reports and signs for [default: us-east-1]."],
+        [
+            "region",
+            None,
+            None,
+            "The region this server reports (requests signed for any region are accepted unless --strict-region) "
+            "[default: us-east-1].",
+        ],
         ["access-log", None, None, "Log every request to FILE, or to the twistd log with '-' [default: none]."],
         [
             "multipart-expiry",
@@ -52,11 +67,34 @@ class Options(usage.Options):
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
         ["no-fsync", None, "Skip fsync: faster, but a power loss can lose acknowledged writes."],
+        [
+            "strict-region",
+            None,
+            "Refuse requests signed for a region other than --region, and other bucket location constraints.",
+        ],
     ]
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+
+    def command(self):
+        """How the user started us: ``objectstore`` or ``twistd objectstore`` (for messages)."""
+        return f"twistd {PROGRAM}" if self.parent is not None else PROGRAM
+
+    def parseOptions(self, options=None):
+        """As usage.Options does, but a bad command line is one line on stderr and exit status 2, not the help."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            print(f"{PROGRAM}: {e}; see '{self.command()} --help'", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def opt_version(self):
+        """Print objectstore's version (and Twisted's and Python's) and exit."""
+        python = ".".join(str(part) for part in sys.version_info[:3])
+        print(f"{PROGRAM} {__version__} (Twisted {twisted.__version__}, Python {python})")
+        raise SystemExit(0)
 
     def opt_listen(self, endpoint):
         """A strports endpoint to listen on, e.g. tcp:3333:interface=127.0.0.1 or
@@ -70,7 +108,8 @@ class Options(usage.Options):
         try:
             self.config = self.to_config(os.environ)
         except configuration.ConfigError as e:
-            raise usage.UsageError(str(e)) from e
+            # A setting's error, not the command line's: one line, without the help.
+            raise StartupError(str(e)) from None
 
     def to_config(self, environ):
         config = configuration.Config()
@@ -89,6 +128,8 @@ class Options(usage.Options):
                 changes[name] = self[option]
         if self["fsync"] or self["no-fsync"]:
             changes["fsync"] = bool(self["fsync"])
+        if self["strict-region"]:
+            changes["strict_region"] = True
         for option, name, parse in (
             ("multipart-expiry", "multipart_expiry", configuration.parse_expiry),
             ("image-workers", "image_workers", configuration.parse_workers),
@@ -98,19 +139,24 @@ class Options(usage.Options):
                 try:
                     changes[name] = parse(self[option])
                 except ValueError as e:
-                    raise configuration.ConfigError(str(e)) from e
+                    raise configuration.ConfigError(f"--{option} {self[option]}: {e}") from None
         return configuration.with_environment(replace(config, **changes), environ)
 
 
-class StoreService(service.Service):
-    """Opens the store (settling crash leftovers) before anything listens.
+class StandaloneOptions(Options):
+    """The ``objectstore`` command's options: the same, under its own name."""
 
-    twistd binds listening ports in ``privilegedStartService``, before any
-    ``startService``: the store must be ready by then, so it opens there too
-    (it is the first child of the service tree). Once running, it aborts
-    multipart uploads older than ``multipart_expiry`` days, looking every
-    hour (or more often, for an expiry shorter than that); *clock* is the
-    reactor's, or a test's.
+    synopsis = f"Usage: {PROGRAM} [options]"
+
+
+class StoreService(service.Service):
+    """Opens the store (settling crash leftovers) before the reactor runs.
+
+    It opens in ``privilegedStartService``, after the listeners have bound
+    their ports (see Server): nothing is created in the data folder by a
+    server that cannot listen. Once running, it aborts multipart uploads
+    older than ``multipart_expiry`` days, looking every hour (or more often,
+    for an expiry shorter than that); *clock* is the reactor's, or a test's.
     """
 
     def __init__(self, store, credentials, config, clock=None, registrar=None):
@@ -121,6 +167,8 @@ class StoreService(service.Service):
         self.clock = clock if clock is not None else store.reactor
         self._opened = False
         self._expiry = None
+        # Where the admin's keys are, for the "serving" line (see Server).
+        self.admin_keys_at = None
 
     def privilegedStartService(self):
         self._open()
@@ -151,14 +199,26 @@ class StoreService(service.Service):
         return d
 
     def _open(self):
-        if not self._opened:
-            self._opened = True
+        if self._opened:
+            return
+        self._opened = True
+        data_dir = self.store.data_dir
+        try:
             self.store.start()
-            announce_admin(self.credentials, self.config)
+            self.admin_keys_at = announce_admin(self.credentials, self.config, data_dir)
             if self.registrar is not None and self.registrar.cloud_key.ensure():
                 log.info(
                     "Created the cloud key pair for image bundles in {path}.", path=self.registrar.cloud_key.cert_path
                 )
+        except DataDirInUse as e:
+            raise CannotServe(f"{e}; stop it, or choose another --data-dir") from None
+        except CloudKeyError as e:
+            raise CannotServe(str(e)) from None
+        except sqlite3.DatabaseError as e:
+            raise CannotServe(f"cannot open the index in {data_dir}: {e}") from None
+        except OSError as e:
+            where = e.filename or data_dir
+            raise CannotServe(f"cannot open the data dir: {where}: {e.strerror}") from None
 
     def stopService(self):
         """Stop the expiry sweeps and registration jobs, then close the store (a Deferred)."""
@@ -172,24 +232,37 @@ class StoreService(service.Service):
         return jobs
 
 
-def announce_admin(credentials, config):
+def announce_admin(credentials, config, data_dir):
+    """Make sure the admin user has keys; returns where a person finds them (for the log).
+
+    The secret never goes to the log (a daemon's log file is often readable
+    by others): a generated pair is saved 0600 in admin.credentials, which
+    the log names; only a person at a terminal in the foreground sees the
+    secret itself.
+    """
+    path = os.path.join(data_dir, ADMIN_CREDENTIALS)
     keys = config.admin_keys or (None, None)
     created, fresh = ensure_admin(credentials, *keys)
-    if not fresh:
-        return
-    access_key, secret = created
     if config.admin_keys:
-        log.info("Admin access key {access_key} taken from the environment.", access_key=access_key)
-        return
-    path = os.path.join(config.data_dir, "admin.credentials")
+        if fresh:
+            log.info("Admin access key {access_key} taken from the environment.", access_key=created[0])
+        return "OBJECTSTORE_ACCESS_KEY / OBJECTSTORE_SECRET_KEY"
+    if not fresh:
+        return path if os.path.exists(path) else "objectstore-manage key create admin"
+    access_key, secret = created
     write_private(path, f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n")
     log.info(
-        "Created the admin key pair (shown once; also saved 0600 in {path}):\n"
-        "    access key: {access_key}\n    secret key: {secret}",
-        path=path,
+        "Created the admin user, access key {access_key}; its secret key is in {path} (mode 0600).",
         access_key=access_key,
-        secret=secret,
+        path=path,
     )
+    terminal = sys.__stdout__
+    if terminal is not None and terminal.isatty():
+        terminal.write(
+            f"\nThe admin key pair (also in {path}):\n    access key: {access_key}\n    secret key: {secret}\n\n"
+        )
+        terminal.flush()
+    return path
 
 
 def write_private(path, text):
@@ -198,28 +271,88 @@ def write_private(path, text):
         f.write(text)
 
 
+class Server(service.MultiService):
+    """The whole server: listeners and the store, started and stopped in the order that loses nothing.
+
+    Ports are bound first and the store opened after them, so that a server
+    that cannot listen creates nothing (neither the data folder nor an admin
+    key it would then not serve). Both happen before the reactor runs, so no
+    request is answered before the store is open. At the end the listeners
+    stop before the store closes.
+    """
+
+    def __init__(self, store_service, listeners, config):
+        super().__init__()
+        self.store_service = store_service
+        self.listeners = list(listeners)
+        self.config = config
+        for child in (*self.listeners, store_service):
+            child.setServiceParent(self)
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        for listener in self.listeners:
+            listener.privilegedStartService()
+        self.store_service.privilegedStartService()
+
+    def startService(self):
+        service.Service.startService(self)
+        self.store_service.startService()
+        for listener in self.listeners:
+            listener.startService()
+        for listener in self.listeners:
+            if listener.port is not None:
+                log.info(
+                    "objectstore {version} serving S3 on {url}/ (data dir {data_dir}, embedded backend: blob files "
+                    "+ SQLite index; admin keys: {keys})",
+                    version=__version__,
+                    url=listener.url,
+                    data_dir=self.store_service.store.data_dir,
+                    keys=self.store_service.admin_keys_at,
+                )
+
+    def stopService(self):
+        service.Service.stopService(self)
+        stopped = defer.DeferredList([defer.maybeDeferred(listener.stopService) for listener in self.listeners])
+        stopped.addCallback(lambda _: self.store_service.stopService())
+        return stopped
+
+
 def build(config, reactor=None):
-    """(MultiService, Site, Store) for *config*: one listening service per endpoint."""
+    """(Server, Site, Store) for *config*: one listener per endpoint. Touches no disk.
+
+    Raises BadEndpoint (a ConfigError) for a ``--listen`` that does not parse.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
     store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
     credentials = Credentials(store.meta)
     registrar = Registrar(
         store,
         credentials,
-        CloudKey(config.data_dir),
-        config.data_dir,
+        CloudKey(store.data_dir),
+        store.data_dir,
         workers=config.image_workers,
         max_image_size=config.max_image_size,
         reactor=store.reactor,
     )
     root = S3(store, credentials, config, registrar)
-    top = service.MultiService()
-    StoreService(store, credentials, config, registrar=registrar).setServiceParent(top)
     site = S3Site(root, access_log=config.access_log)
-    for endpoint in config.listen:
-        strports.service(endpoint, site).setServiceParent(top)
-    return top, site, store
+    listeners = [Listener(description, parse_endpoint(description, reactor), site) for description in config.listen]
+    store_service = StoreService(store, credentials, config, registrar=registrar)
+    return Server(store_service, listeners, config), site, store
 
 
 def makeService(options):
-    top, _, _ = build(options.config)
+    """twistd's entry: everything that can stop the server is checked here, before it daemonises."""
+    config = options.config
+    try:
+        top, _, _ = build(config)
+        for listener in top.listeners:
+            probe(listener.description, listener.endpoint)
+    except configuration.ConfigError as e:
+        raise StartupError(str(e)) from None
+    check_data_dir(config.data_dir)
+    # What fails once started (CannotServe) is one line too, when in the foreground.
+    sys.excepthook = report_cannot_serve(sys.excepthook)
     return top

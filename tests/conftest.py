@@ -149,6 +149,13 @@ async def server(tmp_path):
         yield live
 
 
+@pytest_twisted.async_yield_fixture
+async def strict_server(tmp_path):
+    """A server started with --strict-region: requests must be signed for its own region."""
+    async with live_server(tmp_path, strict_region=True) as live:
+        yield live
+
+
 @pytest.fixture
 def bucket_name(request):
     return "test-" + hashlib.md5(request.node.name.encode()).hexdigest()[:12]

@@ -119,7 +119,34 @@ async def test_create_bucket_accepts_configuration_without_constraint(server, bu
 
 
 @pytest_twisted.ensureDeferred
-async def test_create_bucket_refuses_another_region(server, bucket_name):
+@pytest.mark.parametrize("region", ["eu-west-1", "EU", "ap-southeast-2"])
+async def test_a_bucket_is_created_in_the_region_its_configuration_asks_for(server, bucket_name, region):
+    s3 = server.boto3()
+    configuration = {"LocationConstraint": region}
+    await server.blocking(s3.create_bucket, Bucket=bucket_name, CreateBucketConfiguration=configuration)
+    assert server.store.get_bucket(bucket_name).region == region
+    located = await server.blocking(s3.get_bucket_location, Bucket=bucket_name)
+    assert located["LocationConstraint"] == region
+    head = await server.blocking(s3.head_bucket, Bucket=bucket_name)
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == region
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("constraint", ["eu west 1", "-eu", "x" * 64, "eu_west_1"])
+async def test_a_location_constraint_that_is_no_region_name_is_refused(server, bucket_name, constraint):
+    before = server.snapshot()
+    body = (
+        f'<CreateBucketConfiguration xmlns="{S3_NS}"><LocationConstraint>{constraint}</LocationConstraint>'
+        "</CreateBucketConfiguration>"
+    ).encode()
+    response, content = await call(server, "PUT", f"/{bucket_name}", body=body)
+    assert (response.code, error_code(content)) == (400, "InvalidLocationConstraint")
+    assert server.snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_strict_region_create_bucket_refuses_another_region(strict_server, bucket_name):
+    server = strict_server
     before = server.snapshot()
     s3 = server.boto3()
     code, status = await server.blocking(
@@ -204,6 +231,25 @@ async def test_create_bucket_with_invalid_name_is_invalid_bucket_name(server, na
     path = "/" + quote(name, safe="")
     answer = await raw(server.port, raw_put(server.port, path))
     assert status_and_code(answer) == (400, "InvalidBucketName")
+    assert server.snapshot() == before
+
+
+def boto3_error(f, *args, **kwargs):
+    with pytest.raises(ClientError) as caught:
+        f(*args, **kwargs)
+    return caught.value.response["Error"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_boto3_is_told_why_a_bucket_name_is_invalid(server):
+    before = server.snapshot()
+    error = await server.blocking(boto3_error, server.boto3().create_bucket, Bucket="My_Bucket")
+    assert error["Code"] == "InvalidBucketName"
+    assert error["BucketName"] == "My_Bucket"
+    assert error["Message"] == (
+        "The specified bucket is not valid: a bucket name may contain only lowercase letters, "
+        "digits, dots (.) and hyphens (-)."
+    )
     assert server.snapshot() == before
 
 

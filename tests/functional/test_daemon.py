@@ -32,7 +32,8 @@ def _wait_for_port(log_path, process, timeout=20):
         if process.poll() is not None:
             break
         with open(log_path, encoding="utf-8", errors="replace") as f:
-            match = re.search(r"S3Site starting on (\d+)", f.read())
+            # The line a person would paste: logged once the store is open and the port listens.
+            match = re.search(r"serving S3 on http://127\.0\.0\.1:(\d+)/", f.read())
         if match:
             return int(match.group(1))
         time.sleep(0.05)

@@ -1,10 +1,19 @@
 """Settings: defaults < config file < command line; the environment seeds the admin."""
 
 import pytest
-from twisted.python import usage
 
 from objectstore.config import DEFAULT_LISTEN, Config, ConfigError, from_file
 from objectstore.service import Options
+from objectstore.startup import StartupError
+
+
+def refused(argv):
+    """The one line a refused command line prints (a StartupError: exit status 1)."""
+    with pytest.raises(StartupError) as caught:
+        Options().parseOptions(argv)
+    message = caught.value.code
+    assert "\n" not in message and message.startswith("objectstore: ")
+    return message
 
 
 def parse(argv, environ=None):
@@ -54,14 +63,86 @@ def test_bad_config_files_are_refused_with_a_reason(tmp_path, text, message):
         from_file(str(path))
 
 
-def test_missing_config_file_is_a_usage_error(tmp_path):
-    with pytest.raises(usage.UsageError, match="cannot read"):
-        Options().parseOptions(["--config", str(tmp_path / "absent.conf")])
+def test_a_missing_config_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "absent.conf"
+    assert refused(["--config", str(path)]) == (
+        f"objectstore: cannot read config file {path}: No such file or directory"
+    )
 
 
-def test_fsync_flags_exclude_each_other():
-    with pytest.raises(usage.UsageError):
+def test_fsync_flags_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as caught:
         Options().parseOptions(["--fsync", "--no-fsync"])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == (
+        "objectstore: --fsync and --no-fsync exclude each other; see 'objectstore --help'\n"
+    )
+
+
+def test_an_unknown_option_is_one_line_and_status_2_without_the_help(capsys):
+    with pytest.raises(SystemExit) as caught:
+        Options().parseOptions(["--bogus"])
+    assert caught.value.code == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == "objectstore: option --bogus not recognized; see 'objectstore --help'\n"
+
+
+@pytest.mark.parametrize("section", ["objectstor", "object-store", "DEFAULTS"])
+def test_a_misspelt_section_is_refused_not_ignored(tmp_path, section):
+    path = tmp_path / "os.conf"
+    path.write_text(f"[{section}]\ndata_dir = /srv/x\n")
+    with pytest.raises(ConfigError) as caught:
+        from_file(str(path))
+    assert str(caught.value) == f"{path}: unknown section [{section}]; every setting goes in [objectstore]"
+
+
+def test_an_extra_section_beside_objectstore_is_refused(tmp_path):
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nfsync = true\n[server]\nport = 1\n")
+    assert refused(["--config", str(path)]) == (
+        f"objectstore: {path}: unknown section [server]; every setting goes in [objectstore]"
+    )
+
+
+def test_a_file_without_the_objectstore_section_is_refused(tmp_path):
+    path = tmp_path / "os.conf"
+    path.write_text("# nothing but a comment\n")
+    assert refused(["--config", str(path)]) == (
+        f"objectstore: {path} has no [objectstore] section; put its settings under a line [objectstore]"
+    )
+
+
+def test_a_bad_boolean_names_its_option(tmp_path):
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nfsync = maybe\n")
+    assert refused(["--config", str(path)]) == (
+        f"objectstore: {path}: fsync = maybe: not a boolean; write true or false"
+    )
+
+
+def test_an_unknown_option_in_the_file_lists_the_known_ones(tmp_path):
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nfsnyc = true\n")
+    message = refused(["--config", str(path)])
+    assert message.startswith(f"objectstore: {path}: unknown option(s) fsnyc in [objectstore]; the options are listen,")
+    assert message.endswith("(see etc/objectstore.conf)")
+
+
+@pytest.mark.parametrize("option", ["data_dir", "region"])
+def test_an_empty_data_dir_or_region_is_refused(tmp_path, option):
+    path = tmp_path / "os.conf"
+    path.write_text(f"[objectstore]\n{option} =\n")
+    with pytest.raises(ConfigError, match=f"{option} = : must not be empty"):
+        from_file(str(path))
+
+
+def test_strict_region_comes_from_the_file_or_the_command_line(tmp_path):
+    assert not Config().strict_region
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nstrict_region = yes\n")
+    assert from_file(str(path)).strict_region
+    assert parse(["--strict-region"]).strict_region
 
 
 def test_environment_keys_seed_the_admin_and_must_come_in_pairs():
@@ -84,10 +165,9 @@ def test_multipart_expiry_is_days_from_the_file_or_the_command_line(tmp_path):
 def test_a_multipart_expiry_that_is_no_number_of_days_is_refused(tmp_path, value):
     path = tmp_path / "bad.conf"
     path.write_text(f"[objectstore]\nmultipart_expiry = {value}\n")
-    with pytest.raises(ConfigError, match="multipart_expiry"):
+    with pytest.raises(ConfigError, match=f"multipart_expiry = {value}: "):
         from_file(str(path))
-    with pytest.raises(usage.UsageError, match="multipart_expiry"):
-        Options().parseOptions(["--multipart-expiry", value])
+    assert refused(["--multipart-expiry", value]).startswith(f"objectstore: --multipart-expiry {value}: ")
 
 
 def test_image_workers_and_max_image_size_from_the_file_or_the_command_line(tmp_path):
@@ -108,7 +188,7 @@ def test_image_workers_and_max_image_size_from_the_file_or_the_command_line(tmp_
 def test_image_settings_that_make_no_sense_are_refused(tmp_path, option, value):
     path = tmp_path / "bad.conf"
     path.write_text(f"[objectstore]\n{option} = {value}\n")
-    with pytest.raises(ConfigError, match=option):
+    with pytest.raises(ConfigError, match=f"{option} = {value}: "):
         from_file(str(path))
-    with pytest.raises(usage.UsageError, match=option):
-        Options().parseOptions(["--" + option.replace("_", "-"), value])
+    flag = "--" + option.replace("_", "-")
+    assert refused([flag, value]).startswith(f"objectstore: {flag} {value}: ")
