@@ -50,8 +50,16 @@ def from_file(path, base=None):
             parser.read_file(f)
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except configparser.MissingSectionHeaderError as e:
+        raise ConfigError(
+            f"{path}, line {e.lineno}: a setting before any section; begin the file with [{SECTION}]"
+        ) from e
+    except configparser.ParsingError as e:
+        lines = ", ".join(str(line) for line, _ in e.errors)
+        raise ConfigError(f"{path}, line {lines}: not a 'name = value' setting or a [section]") from e
     except configparser.Error as e:
-        raise ConfigError(f"{path}: {e}") from e
+        # DuplicateSectionError, DuplicateOptionError…: their first line says it, and where.
+        raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from e
     # A misspelt section would otherwise be ignored, and the server start on
     # defaults the file meant to change.
     others = [name for name in parser.sections() if name != SECTION]

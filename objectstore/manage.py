@@ -22,10 +22,10 @@ from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUs
 from objectstore.errors import S3Error
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.storage.meta import Metadata
+from objectstore.storage.store import INDEX_FILE
 
 PROG = "objectstore-manage"
 # The index file inside the data folder, as the Store names it.
-META_FILE = "meta.sqlite"
 
 EXIT_REFUSED = commandline.EXIT_REFUSED
 
@@ -264,11 +264,11 @@ class Options(_Group):
 
 def open_credentials(data_dir, create):
     """Credentials over the data folder's metadata database alone (never the Store: see above)."""
-    path = os.path.join(data_dir, META_FILE)
+    path = os.path.join(data_dir, INDEX_FILE)
     if not os.path.exists(path):
         if not create:
             raise ManageError(
-                f"no objectstore data in {data_dir} ({META_FILE} is missing): check --data-dir or --config"
+                f"no objectstore data in {data_dir} ({INDEX_FILE} is missing): check --data-dir or --config"
             )
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
         _complain(f"note: starting a new data folder in {data_dir}")

@@ -1,5 +1,6 @@
 """``twistd objectstore``: options and the service tree they make."""
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -291,15 +292,17 @@ class Server(service.MultiService):
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
-        for listener in self.listeners:
-            listener.privilegedStartService()
-        self.store_service.privilegedStartService()
+        with _logged_if_cannot_serve():
+            for listener in self.listeners:
+                listener.privilegedStartService()
+            self.store_service.privilegedStartService()
 
     def startService(self):
         service.Service.startService(self)
-        self.store_service.startService()
-        for listener in self.listeners:
-            listener.startService()
+        with _logged_if_cannot_serve():
+            self.store_service.startService()
+            for listener in self.listeners:
+                listener.startService()
         for listener in self.listeners:
             if listener.port is not None:
                 log.info(
@@ -316,6 +319,16 @@ class Server(service.MultiService):
         stopped = defer.DeferredList([defer.maybeDeferred(listener.stopService) for listener in self.listeners])
         stopped.addCallback(lambda _: self.store_service.stopService())
         return stopped
+
+
+@contextlib.contextmanager
+def _logged_if_cannot_serve():
+    """Log a CannotServe in full: a daemon's parent shows only its first 100 bytes, then points to the log."""
+    try:
+        yield
+    except CannotServe as e:
+        log.critical("{program}: {problem}", program=PROGRAM, problem=str(e))
+        raise
 
 
 def build(config, reactor=None):

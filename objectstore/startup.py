@@ -17,7 +17,7 @@ in the foreground.
 import os
 import sys
 
-from objectstore.storage.store import lock_holder
+from objectstore.storage.store import index_problem, lock_holder
 
 PROGRAM = "objectstore"
 
@@ -63,6 +63,9 @@ def check_data_dir(path: str) -> None:
             raise StartupError(
                 f"the data dir {path} is in use by {by}; stop that server, or give this one another --data-dir"
             )
+        problem = index_problem(path)
+        if problem:
+            raise StartupError(f"{problem}; restore it from a backup, or choose another --data-dir")
         return
     parent = os.path.dirname(path)
     while not os.path.exists(parent):

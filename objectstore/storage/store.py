@@ -73,7 +73,7 @@ class Store:
         self.files = BlobFiles(self.data_dir, durable)
         self.inline_limit = inline_limit
         self.meta = Metadata(
-            os.path.join(self.data_dir, "meta.sqlite"), durable, reactor, before_commit=self.files.sync_tmp
+            os.path.join(self.data_dir, INDEX_FILE), durable, reactor, before_commit=self.files.sync_tmp
         )
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
@@ -694,6 +694,9 @@ def _json(value):
 
 
 LOCK_FILE = "lock"
+INDEX_FILE = "meta.sqlite"
+# The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _lock_data_dir(data_dir):
@@ -708,6 +711,21 @@ def _lock_data_dir(data_dir):
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def index_problem(data_dir):
+    """Why the folder's index cannot be opened, judged from its header without opening it; None if it can."""
+    path = os.path.join(data_dir, INDEX_FILE)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot read the index {path}: {e.strerror}"
+    if header and header != SQLITE_HEADER:
+        return f"the index {path} is not an SQLite database"
+    return None
 
 
 def lock_holder(data_dir):

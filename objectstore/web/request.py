@@ -392,6 +392,8 @@ class S3Site(server.Site):
     # Idle connections go away after a minute (slowloris); a request being
     # processed is not subject to it.
     timeOut = 60
+    # No "Starting factory <S3Site object at 0x…>" lines: the server logs where it serves (service.Server).
+    noisy = False
 
     def __init__(self, resource, *args, access_log=None, logFormatter=access_log_line, **kwargs):
         logPath = access_log if access_log not in (None, "-") else None

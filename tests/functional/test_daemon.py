@@ -1,68 +1,26 @@
 """The installed ``twistd objectstore``, run as a user runs it."""
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
+from tests.installed import clean_env, command, start_server, stop, wait_until_serving
+
 ADMIN = ("AKIDDAEMONTEST000001", "daemon-secret-0000000000000000000000001")
-
-
-def _twistd():
-    twistd = shutil.which("twistd") or os.path.join(os.path.dirname(sys.executable), "twistd")
-    if not os.path.exists(twistd):
-        pytest.fail("twistd is not installed: run the README's install command")
-    return twistd
-
-
-def _clean_env(**extra):
-    """The environment minus anything that would let the repo shadow the installed package."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(extra)
-    return env
-
-
-def _wait_for_port(log_path, process, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            # The line a person would paste: logged once the store is open and the port listens.
-            match = re.search(r"serving S3 on http://127\.0\.0\.1:(\d+)/", f.read())
-        if match:
-            return int(match.group(1))
-        time.sleep(0.05)
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        pytest.fail("twistd objectstore did not start:\n" + f.read())
-
-
-def _start(tmp_path, env):
-    """`twistd -n objectstore` on a free port, started outside the source tree: (process, log path)."""
-    log_path = tmp_path / "twistd.log"
-    command = [_twistd(), "-n", "--pidfile=", "objectstore", "--listen", "tcp:0:interface=127.0.0.1"]
-    command += ["--data-dir", str(tmp_path / "data")]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return process, log_path
-
-
-def _stop(process):
-    process.terminate()
-    process.wait(timeout=20)
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    process, log_path = _start(tmp_path, _clean_env(OBJECTSTORE_ACCESS_KEY=ADMIN[0], OBJECTSTORE_SECRET_KEY=ADMIN[1]))
+    process, log_path = start_server(
+        tmp_path, clean_env(OBJECTSTORE_ACCESS_KEY=ADMIN[0], OBJECTSTORE_SECRET_KEY=ADMIN[1])
+    )
     try:
-        yield _wait_for_port(log_path, process), log_path, tmp_path
+        yield wait_until_serving(log_path, process), log_path, tmp_path
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_plugin_is_found_from_the_installed_package(tmp_path):
@@ -74,7 +32,7 @@ def test_plugin_is_found_from_the_installed_package(tmp_path):
             "print(objectstore.__file__); print(p.objectstore.tapname)",
         ],
         cwd=tmp_path,
-        env=_clean_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -82,7 +40,7 @@ def test_plugin_is_found_from_the_installed_package(tmp_path):
     assert "site-packages" in out[0] or "dist-packages" in out[0], out
     assert out[1] == "objectstore"
     help_text = subprocess.run(
-        [_twistd(), "--help"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
+        [command("twistd"), "--help"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True
     ).stdout
     assert "objectstore" in help_text
 
@@ -105,9 +63,9 @@ def test_twistd_objectstore_serves_put_and_get(daemon):
 
 def test_first_start_without_keys_generates_and_stores_admin_credentials(tmp_path):
     data = tmp_path / "data"
-    process, log_path = _start(tmp_path, _clean_env())
+    process, log_path = start_server(tmp_path, clean_env())
     try:
-        _wait_for_port(log_path, process)
+        wait_until_serving(log_path, process)
         saved = data / "admin.credentials"
         assert oct(saved.stat().st_mode & 0o777) == "0o600"
         access_key = re.search(r"aws_access_key_id = (\S+)", saved.read_text()).group(1)
@@ -118,4 +76,4 @@ def test_first_start_without_keys_generates_and_stores_admin_credentials(tmp_pat
         assert access_key in log_path.read_text()
         assert oct((data / "meta.sqlite").stat().st_mode & 0o777) == "0o600"
     finally:
-        _stop(process)
+        stop(process)

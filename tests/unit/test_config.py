@@ -53,7 +53,7 @@ def test_the_shipped_sample_config_matches_the_defaults():
     [
         ("[objectstore]\nlisen = tcp:1\n", "unknown option"),
         ("[objectstore]\nfsync = maybe\n", "boolean"),
-        ("not ini", "no section headers"),
+        ("not ini", r"line 1: a setting before any section; begin the file with \[objectstore\]"),
     ],
 )
 def test_bad_config_files_are_refused_with_a_reason(tmp_path, text, message):
