@@ -242,11 +242,18 @@ def redact_query(uri):
 
 
 class _RedactedRequest:
-    """A request as the access log sees it: the same, but for its signature."""
+    """A request as the access log sees it: the same, but for its signature and its referrer's."""
 
     def __init__(self, request):
         self._request = request
         self.uri = redact_query(request.uri)
+
+    def getHeader(self, name):
+        value = self._request.getHeader(name)
+        # A page that linked to a presigned URL may itself be one.
+        if value is not None and name.lower() == b"referer":
+            return redact_query(value)
+        return value
 
     def __getattr__(self, name):
         return getattr(self._request, name)
