@@ -21,7 +21,7 @@ from tests.imaging import list_images, wait_settled
 EC2_NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 
 
-def ec2_client(server, keys, path="/services/Cloud"):
+def ec2_client(server, keys, path="/services/Cloud", region=REGION):
     import boto3
     from botocore.config import Config
 
@@ -30,7 +30,7 @@ def ec2_client(server, keys, path="/services/Cloud"):
         endpoint_url=server.url + path,
         aws_access_key_id=keys[0],
         aws_secret_access_key=keys[1],
-        region_name=REGION,
+        region_name=region,
         config=Config(retries={"max_attempts": 0}),
     )
 
@@ -138,6 +138,33 @@ async def test_boto3_sees_ec2_error_codes(tmp_path):
             assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 401
         else:
             raise AssertionError("a wrong secret was accepted")
+
+
+@pytest_twisted.ensureDeferred
+async def test_boto3_configured_for_another_region_is_answered(tmp_path):
+    async with live_server(tmp_path) as server:
+        ec2 = ec2_client(server, ADMIN_KEYS, region="eu-west-1")
+        assert (await server.blocking(ec2.describe_images, Owners=["self"]))["Images"] == []
+        wrong = ec2_client(server, (ADMIN_KEYS[0], "not-the-secret"), region="eu-west-1")
+        try:
+            await server.blocking(wrong.describe_images)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "AuthFailure"
+        else:
+            raise AssertionError("a wrong secret was accepted for another region")
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_strict_region_another_region_is_an_auth_failure_naming_the_right_one(tmp_path):
+    async with live_server(tmp_path, strict_region=True) as server:
+        try:
+            await server.blocking(ec2_client(server, ADMIN_KEYS, region="eu-west-1").describe_images)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "AuthFailure"
+            assert f"region '{REGION}'" in e.response["Error"]["Message"]
+        else:
+            raise AssertionError("strict_region accepted another region")
+        assert (await server.blocking(ec2_client(server, ADMIN_KEYS).describe_images))["Images"] == []
 
 
 @pytest_twisted.ensureDeferred
