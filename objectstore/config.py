@@ -71,19 +71,19 @@ def from_file(path, base=None):
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path} has no [{SECTION}] section; put its settings under a line [{SECTION}]")
     section = parser[SECTION]
-    unknown = set(section) - set(_FILE_OPTIONS)
+    unknown = set(section) - set(FILE_OPTIONS)
     if unknown:
         raise ConfigError(
             f"{path}: unknown option(s) {', '.join(sorted(unknown))} in [{SECTION}]; "
-            f"the options are {', '.join(_FILE_OPTIONS)} (see etc/objectstore.conf)"
+            f"the options are {', '.join(FILE_OPTIONS)} (see etc/objectstore.conf)"
         )
     changes = {}
-    for name in _FILE_OPTIONS:
+    for name in FILE_OPTIONS:
         if name not in section:
             continue
         text = section[name]
         try:
-            changes[name] = _FILE_OPTIONS[name](text)
+            changes[name] = FILE_OPTIONS[name](text)
         except ValueError as e:
             raise ConfigError(f"{path}: {name} = {text.strip()}: {e}") from None
     return replace(base, **changes)
@@ -161,7 +161,7 @@ def parse_size(text):
 
 
 # The file's options, each with what reads its text (ValueError: the text is wrong).
-_FILE_OPTIONS = {
+FILE_OPTIONS = {
     "listen": _lines,
     "data_dir": _text,
     "domain": _text_or_none,

@@ -1,8 +1,10 @@
 """Settings: defaults < config file < command line; the environment seeds the admin."""
 
+import configparser
+
 import pytest
 
-from objectstore.config import DEFAULT_LISTEN, Config, ConfigError, from_file
+from objectstore.config import DEFAULT_LISTEN, FILE_OPTIONS, Config, ConfigError, from_file
 from objectstore.service import Options
 from objectstore.startup import StartupError
 
@@ -46,6 +48,12 @@ def test_command_line_overrides_the_file(tmp_path):
 
 def test_the_shipped_sample_config_matches_the_defaults():
     assert from_file("etc/objectstore.conf") == Config()
+
+
+def test_the_shipped_sample_config_shows_every_option():
+    parser = configparser.ConfigParser()
+    parser.read("etc/objectstore.conf", encoding="utf-8")
+    assert sorted(parser["objectstore"]) == sorted(FILE_OPTIONS)
 
 
 @pytest.mark.parametrize(
