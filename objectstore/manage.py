@@ -25,7 +25,6 @@ from objectstore.storage.meta import Metadata
 from objectstore.storage.store import INDEX_FILE
 
 PROG = "objectstore-manage"
-# The index file inside the data folder, as the Store names it.
 
 EXIT_REFUSED = commandline.EXIT_REFUSED
 
