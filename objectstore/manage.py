@@ -20,6 +20,7 @@ from objectstore import commandline
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
+from objectstore.index.schema import SchemaTooNew
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.storage.meta import Metadata
 from objectstore.storage.store import INDEX_FILE
@@ -274,6 +275,8 @@ def open_credentials(data_dir, create):
     try:
         # Synchronous, durable writes only (write_now): no writer thread, so no reactor.
         return Credentials(Metadata(path, durable=True, reactor=None).open())
+    except SchemaTooNew as e:
+        raise ManageError(str(e)) from None
     except sqlite3.Error as e:
         raise ManageError(f"cannot open {path}: {e}") from e
 

@@ -15,6 +15,7 @@ import twisted
 from objectstore import __version__
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, ensure_admin
+from objectstore.index.schema import SchemaTooNew
 from objectstore.listeners import Listener, parse_endpoint, probe
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.registry.registrar import Registrar
@@ -213,6 +214,8 @@ class StoreService(service.Service):
                 )
         except DataDirInUse as e:
             raise CannotServe(f"{e}; stop it, or choose another --data-dir") from None
+        except SchemaTooNew as e:
+            raise CannotServe(str(e)) from None
         except CloudKeyError as e:
             raise CannotServe(str(e)) from None
         except sqlite3.DatabaseError as e:

@@ -24,123 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from objectstore.errors import StorageFull
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
-    name TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    created REAL NOT NULL,
-    region TEXT NOT NULL,
-    acl TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects (
-    id INTEGER PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    modified REAL NOT NULL,
-    owner TEXT NOT NULL,
-    acl TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    checksums TEXT NOT NULL,
-    UNIQUE (bucket, key)
-);
-CREATE TABLE IF NOT EXISTS segments (
-    object INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    blob TEXT NOT NULL,
-    offset INTEGER NOT NULL,
-    length INTEGER NOT NULL,
-    PRIMARY KEY (object, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS segments_by_blob ON segments (blob);
--- The bytes of small objects (see storage/writer.py), apart from the rows
--- so that listings do not wade through them.
-CREATE TABLE IF NOT EXISTS inline_data (
-    object INTEGER PRIMARY KEY,
-    data BLOB NOT NULL
-);
--- Blobs no row references any more, to unlink; kept so a crash between the
--- commit and the unlink leaves no orphan that needs a disk walk to find.
-CREATE TABLE IF NOT EXISTS garbage (blob TEXT PRIMARY KEY) WITHOUT ROWID;
--- Multipart uploads in progress: what the object will be once completed
--- (storage/multipart.py). Ids start with the creation time in hex, so
--- (key, id) is S3's listing order: by key, then oldest first.
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    initiator TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    acl TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    checksum_algorithm TEXT,
-    checksum_type TEXT,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, id);
-CREATE INDEX IF NOT EXISTS uploads_by_age ON uploads (created);
--- The parts uploaded so far, each a blob of its own; completing the upload
--- makes them the segments of the object without copying a byte.
-CREATE TABLE IF NOT EXISTS parts (
-    upload TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    blob TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    checksum TEXT NOT NULL,
-    modified REAL NOT NULL,
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parts_by_blob ON parts (blob);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL,
-    admin INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
-) WITHOUT ROWID;
--- Registered machine images (objectstore/registry/); an image's file is
--- images/<id>/image in the data folder, there only once it is available.
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,
-    location TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL,
-    type TEXT NOT NULL,
-    architecture TEXT,
-    kernel_id TEXT,
-    ramdisk_id TEXT,
-    block_devices TEXT NOT NULL,
-    is_public INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    size INTEGER,
-    sha1 TEXT,
-    signature_verified INTEGER NOT NULL,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS images_by_owner ON images (owner);
--- Certificates users bundle images with: a manifest signed with the key of
--- one of its uploader's certificates counts as verified.
-CREATE TABLE IF NOT EXISTS user_certificates (
-    user_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    pem TEXT NOT NULL,
-    added REAL NOT NULL,
-    PRIMARY KEY (user_id, fingerprint)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS access_keys (
-    access_key TEXT PRIMARY KEY,
-    secret TEXT NOT NULL,
-    user_id TEXT NOT NULL REFERENCES users (id),
-    created REAL NOT NULL
-) WITHOUT ROWID;
-"""
+from objectstore.index import schema
 
 log = Logger()
 _STOP = object()
@@ -198,11 +82,16 @@ class Metadata:
         """Create the index file (or open it) and its tables; returns self. Making one touches no disk."""
         if not self._opened:
             first = not os.path.exists(self.path)
+            if not first:
+                # Before connecting, which would set WAL mode in the file: a
+                # newer release's index is refused untouched (migrate checks
+                # again, past a WAL the header may lag behind).
+                schema.refuse_if_newer(self.path)
             conn = self.reader()
             if first:
                 # Secrets live in this file (access keys): owner-only from birth.
                 os.chmod(self.path, 0o600)
-            conn.executescript(SCHEMA)
+            schema.migrate(conn, self.path)
             self._opened = True
         return self
 

@@ -30,6 +30,7 @@ from objectstore.errors import (
     NoSuchBucket,
     NoSuchKey,
 )
+from objectstore.index import schema
 from objectstore.storage.blobs import BlobFiles
 from objectstore.storage.listing import list_keys
 from objectstore.storage.meta import AfterCommit, Metadata
@@ -695,8 +696,6 @@ def _json(value):
 
 LOCK_FILE = "lock"
 INDEX_FILE = "meta.sqlite"
-# The first 16 bytes of every SQLite 3 database file.
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _lock_data_dir(data_dir):
@@ -718,13 +717,18 @@ def index_problem(data_dir):
     path = os.path.join(data_dir, INDEX_FILE)
     try:
         with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
+            header = f.read(100)
     except FileNotFoundError:
         return None
     except OSError as e:
         return f"cannot read the index {path}: {e.strerror}"
-    if header and header != SQLITE_HEADER:
+    if header and not header.startswith(schema.SQLITE_HEADER):
         return f"the index {path} is not an SQLite database"
+    # The header's version lags behind a WAL not yet checkpointed (after a
+    # crash): opening the index checks again (schema.migrate).
+    found = schema.version_in_header(header)
+    if found is not None and found > schema.LATEST_VERSION:
+        return str(schema.SchemaTooNew(path, found))
     return None
 
 

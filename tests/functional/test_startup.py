@@ -10,11 +10,13 @@ the data dir nor a pid file was left behind.
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 
 import pytest
 
 from objectstore import __version__
+from objectstore.index.schema import LATEST_VERSION
 from tests.installed import clean_env, command, start_server, stop, wait_until_serving
 
 FORMS = {
@@ -112,6 +114,29 @@ def test_an_index_that_is_not_a_database_is_one_line_and_left_alone(tmp_path):
     assert f"the index {data / 'meta.sqlite'} is not an SQLite database" in line
     assert sorted(os.listdir(data)) == ["meta.sqlite"]
     assert (data / "meta.sqlite").read_bytes().startswith(b"this is not")
+
+
+def test_a_data_dir_from_a_newer_release_is_one_line_and_left_alone(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    index = sqlite3.connect(data / "meta.sqlite")
+    index.execute("CREATE TABLE from_the_future (x)")
+    index.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    index.commit()
+    index.close()
+    before = (data / "meta.sqlite").read_bytes()
+    for form in FORMS:
+        line = one_line(run(tmp_path, form, "--listen", "tcp:0:interface=127.0.0.1"))
+        assert f"was written by a newer objectstore (schema version {LATEST_VERSION + 1}" in line
+    manage = subprocess.run(
+        [command("objectstore-manage"), "--data-dir", str(data), "user", "list"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert manage.returncode != 0 and "was written by a newer objectstore" in manage.stderr
+    assert sorted(os.listdir(data)) == ["meta.sqlite"]
+    assert (data / "meta.sqlite").read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from objectstore.index import schema
 from objectstore.storage.listing import list_keys, prefix_end
-from objectstore.storage.meta import SCHEMA
 
 BUCKET = "bucket"
 
@@ -30,8 +30,8 @@ class CountingConnection:
 
 
 def index_of(keys, bucket=BUCKET):
-    conn = sqlite3.connect(":memory:")
-    conn.executescript(SCHEMA)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    schema.migrate(conn, ":memory:")
     conn.executemany(
         "INSERT INTO objects (bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums)"
         " VALUES (?, ?, 1, 'e', 0, 'o', '{}', '{}', '{}', '{}')",

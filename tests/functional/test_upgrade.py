@@ -1,0 +1,74 @@
+"""Data dirs written by earlier releases are served by this one exactly as they were by theirs.
+
+Each fixture in tests/fixtures/upgrade/ is a data dir an earlier release
+wrote (NAME.tar.gz) and what that release served of it (NAME.json), made by
+``python -m tests.upgrade make`` (see tests/upgrade.py). The installed server
+opens a copy, upgrading it, and must serve the same snapshot; then it must
+go on working on it (an upload begun by the old release completes, new
+objects are written) and open it again after a restart.
+"""
+
+import json
+import pathlib
+import sqlite3
+import tarfile
+
+import pytest
+
+from objectstore.index.schema import LATEST_VERSION
+from tests.upgrade import Served, pattern_bytes, snapshot
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "upgrade"
+
+
+def fixtures():
+    found = sorted(p.name[: -len(".tar.gz")] for p in FIXTURES.glob("*.tar.gz"))
+    assert found, f"no upgrade fixtures in {FIXTURES}"
+    return found
+
+
+@pytest.fixture(params=fixtures())
+def old_data_dir(request, tmp_path):
+    with tarfile.open(FIXTURES / f"{request.param}.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    recorded = json.loads((FIXTURES / f"{request.param}.json").read_text(encoding="utf-8"))
+    return tmp_path / "data", recorded
+
+
+def test_an_earlier_releases_data_dir_is_served_as_it_was_and_goes_on_working(old_data_dir, tmp_path):
+    data_dir, recorded = old_data_dir
+    keys = recorded["keys"]
+    served = Served(data_dir, tmp_path / "first.log")
+    try:
+        assert snapshot(served, keys) == recorded["snapshot"]
+        index = sqlite3.connect(data_dir / "meta.sqlite")
+        assert index.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+        index.close()
+
+        # The upload the old release left in progress completes with its old part.
+        alice = served.s3(keys["alice"])
+        (upload,) = recorded["snapshot"]["buckets"]["alice-data"]["uploads"]
+        part = upload["parts"][0]
+        alice.complete_multipart_upload(
+            Bucket="alice-data",
+            Key=upload["key"],
+            UploadId=upload["id"],
+            MultipartUpload={"Parts": [{"PartNumber": part[0], "ETag": part[2]}]},
+        )
+        body = alice.get_object(Bucket="alice-data", Key=upload["key"])["Body"].read()
+        assert body == pattern_bytes("pending1", part[1])
+        alice.put_object(Bucket="alice-data", Key="new.txt", Body=b"written after the upgrade")
+    finally:
+        served.stop()
+
+    again = Served(data_dir, tmp_path / "second.log")
+    try:
+        alice = again.s3(keys["alice"])
+        assert alice.get_object(Bucket="alice-data", Key="new.txt")["Body"].read() == b"written after the upgrade"
+        after = snapshot(again, keys)
+        assert after["buckets"]["photos"] == recorded["snapshot"]["buckets"]["photos"]
+        assert after["images"] == recorded["snapshot"]["images"]
+        assert sorted(after["buckets"]["alice-data"]["objects"]) == ["in-progress.bin", "new.txt", "shared.csv"]
+        assert after["buckets"]["alice-data"]["uploads"] == []
+    finally:
+        again.stop()
