@@ -20,7 +20,7 @@ class Config:
     data_dir: str = "./data"
     # With a domain, BUCKET.DOMAIN hosts address buckets virtual-host style.
     domain: str = None
-    # fsync data, directories and the metadata log before answering a write.
+    # fsync data, directories and the index log before answering a write.
     fsync: bool = True
     region: str = "us-east-1"
     # Refuse requests signed for another region (AuthorizationHeaderMalformed,

@@ -1,7 +1,7 @@
 """``objectstore-manage``: the users, access keys and certificates of a data folder.
 
 It works whether or not a server runs on the folder. The server holds the
-folder's lock, so this opens no Store: only the metadata database, writing
+folder's lock, so this opens no Store: only the index (meta.sqlite), writing
 synchronously in its own transactions (SQLite's WAL lets both processes work
 on it at once). A running server sees a new key at its first use and stops
 accepting a deleted one within ``Credentials.CACHE_SECONDS``.
@@ -20,10 +20,9 @@ from objectstore import commandline
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
+from objectstore.index.database import INDEX_FILE, Index
 from objectstore.index.schema import SchemaTooNew
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
-from objectstore.storage.meta import Metadata
-from objectstore.storage.store import INDEX_FILE
 
 PROG = "objectstore-manage"
 
@@ -263,7 +262,7 @@ class Options(_Group):
 
 
 def open_credentials(data_dir, create):
-    """Credentials over the data folder's metadata database alone (never the Store: see above)."""
+    """Credentials over the data folder's index alone (never the Store: see above)."""
     path = os.path.join(data_dir, INDEX_FILE)
     if not os.path.exists(path):
         if not create:
@@ -274,7 +273,7 @@ def open_credentials(data_dir, create):
         _complain(f"note: starting a new data folder in {data_dir}")
     try:
         # Synchronous, durable writes only (write_now): no writer thread, so no reactor.
-        return Credentials(Metadata(path, durable=True, reactor=None).open())
+        return Credentials(Index(path, durable=True, reactor=None).open())
     except SchemaTooNew as e:
         raise ManageError(str(e)) from None
     except sqlite3.Error as e:
@@ -310,10 +309,10 @@ def _run(argv):
         _complain(f"{e.filename or 'data folder'}: {e.strerror or e}")
         return EXIT_REFUSED
     except sqlite3.Error as e:
-        _complain(f"metadata database error: {e}")
+        _complain(f"index error: {e}")
         return EXIT_REFUSED
     finally:
-        credentials.meta.close()
+        credentials.index.close()
     return 0
 
 

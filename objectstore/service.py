@@ -342,7 +342,7 @@ def build(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
-    credentials = Credentials(store.meta)
+    credentials = Credentials(store.index)
     registrar = Registrar(
         store,
         credentials,

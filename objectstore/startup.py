@@ -17,7 +17,8 @@ in the foreground.
 import os
 import sys
 
-from objectstore.storage.store import index_problem, lock_holder
+from objectstore.index.database import index_problem
+from objectstore.storage.store import lock_holder
 
 PROGRAM = "objectstore"
 

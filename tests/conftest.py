@@ -64,7 +64,7 @@ class LiveServer:
         """Leftovers in tmp/: neither spare temp files made ahead of need nor
         committed blobs still waiting for their (lazy) rename home."""
         spares = self.store.files.spare_names()
-        conn = self.store.meta.reader()
+        conn = self.store.index.reader()
         return sorted(
             name
             for name in set(os.listdir(os.path.join(self.data_dir, "tmp"))) - spares
@@ -87,7 +87,7 @@ class LiveServer:
 
     def settled(self):
         """A Deferred that fires once the store's after-commit tidying (renames, unlinks) is done."""
-        return self.store.meta.tidied()
+        return self.store.index.tidied()
 
     def snapshot(self):
         """Everything a refused request must leave alone: files on disk and the index rows."""
@@ -108,7 +108,7 @@ class LiveServer:
             if handle is not None:
                 with handle:
                     files["blob:" + name] = hashlib.sha256(handle.read()).hexdigest()
-        conn = self.store.meta.reader()
+        conn = self.store.index.reader()
         rows = {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
             for table in (

@@ -1,4 +1,4 @@
-"""Users and their access keys, kept in the metadata database.
+"""Users and their access keys, kept in the index (objectstore/index).
 
 The database file is created 0600: it is where the secrets live. The server
 reads it; ``objectstore-manage`` changes it, possibly from another process
@@ -147,8 +147,8 @@ class Credentials:
     # keys may be deleted by objectstore-manage in another process.
     CACHE_SECONDS = 2.0
 
-    def __init__(self, meta, clock=time.monotonic):
-        self.meta = meta
+    def __init__(self, index, clock=time.monotonic):
+        self.index = index
         self._clock = clock
         self._callers = {}
 
@@ -158,7 +158,7 @@ class Credentials:
         if cached is not None and cached[0] > self._clock():
             return cached[1]
         row = (
-            self.meta.reader()
+            self.index.reader()
             .execute(
                 "SELECT u.id, u.name, u.display_name, u.admin, k.secret FROM access_keys k"
                 " JOIN users u ON u.id = k.user_id WHERE k.access_key = ?",
@@ -176,12 +176,12 @@ class Credentials:
         return caller
 
     def display_name(self, user_id):
-        row = self.meta.reader().execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = self.index.reader().execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()
         return row[0] if row else user_id
 
     def user_exists(self, user_id):
         """Is there a user with this canonical id? (A primary-key lookup.)"""
-        return self.meta.reader().execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+        return self.index.reader().execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
 
     def user(self, name):
         return self._user_where("name", name)
@@ -191,7 +191,7 @@ class Credentials:
 
     def _user_where(self, column, value):
         row = (
-            self.meta.reader()
+            self.index.reader()
             .execute(f"SELECT id, name, display_name, admin FROM users WHERE {column} = ?", (value,))
             .fetchone()
         )
@@ -200,7 +200,7 @@ class Credentials:
     def users(self):
         return [
             User(r[0], r[1], r[2], bool(r[3]))
-            for r in self.meta.reader().execute("SELECT id, name, display_name, admin FROM users ORDER BY name")
+            for r in self.index.reader().execute("SELECT id, name, display_name, admin FROM users ORDER BY name")
         ]
 
     def create_user(self, name, admin=False, access_key=None, secret=None, display_name=None):
@@ -221,7 +221,7 @@ class Credentials:
             )
             _insert_key(conn, user.id, access_key, secret)
 
-        self.meta.write_now(create)
+        self.index.write_now(create)
         return user, access_key, secret
 
     def add_key(self, user, access_key=None, secret=None):
@@ -234,13 +234,13 @@ class Credentials:
                 raise NoSuchUser(user.name)
             _insert_key(conn, user.id, access_key, secret)
 
-        self.meta.write_now(add)
+        self.index.write_now(add)
         return access_key, secret
 
     def keys(self, user):
         return [
             (k, s)
-            for k, s in self.meta.reader().execute(
+            for k, s in self.index.reader().execute(
                 "SELECT access_key, secret FROM access_keys WHERE user_id = ? ORDER BY created",
                 (user.id,),
             )
@@ -250,7 +250,7 @@ class Credentials:
         """The user's keys, oldest first, without their secrets."""
         return [
             AccessKey(k, created)
-            for k, created in self.meta.reader().execute(
+            for k, created in self.index.reader().execute(
                 "SELECT access_key, created FROM access_keys WHERE user_id = ? ORDER BY created, access_key",
                 (user.id,),
             )
@@ -258,7 +258,7 @@ class Credentials:
 
     def key_counts(self):
         """{user id: number of access keys} for every user with a key."""
-        return dict(self.meta.reader().execute("SELECT user_id, COUNT(*) FROM access_keys GROUP BY user_id"))
+        return dict(self.index.reader().execute("SELECT user_id, COUNT(*) FROM access_keys GROUP BY user_id"))
 
     def delete_user(self, name):
         """Delete a user and its keys; the number of keys deleted.
@@ -284,7 +284,7 @@ class Credentials:
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             return keys
 
-        keys = self.meta.write_now(delete)
+        keys = self.index.write_now(delete)
         self._forget(keys)
         return len(keys)
 
@@ -301,10 +301,10 @@ class Credentials:
             )
             return certificate
 
-        return self.meta.write_now(add)
+        return self.index.write_now(add)
 
     def certificates(self, user):
-        rows = self.meta.reader().execute(
+        rows = self.index.reader().execute(
             "SELECT pem, added FROM user_certificates WHERE user_id = ? ORDER BY added", (user.id,)
         )
         return [replace(_read_certificate(pem.encode("ascii"))[0], added=added) for pem, added in rows]
@@ -317,7 +317,7 @@ class Credentials:
             if cursor.rowcount == 0:
                 raise NoSuchCertificate(user.name, fingerprint)
 
-        self.meta.write_now(delete)
+        self.index.write_now(delete)
 
     def delete_key(self, access_key):
         """Delete one access key; the name of the user that held it."""
@@ -332,7 +332,7 @@ class Credentials:
             conn.execute("DELETE FROM access_keys WHERE access_key = ?", (access_key,))
             return row[0]
 
-        owner = self.meta.write_now(delete)
+        owner = self.index.write_now(delete)
         self._forget([access_key])
         return owner
 
@@ -393,7 +393,7 @@ def ensure_admin(credentials, access_key=None, secret=None):
             credentials.add_key(admin, access_key, secret)
             return (access_key, secret), True
         if known[access_key] != secret:
-            credentials.meta.write_now(
+            credentials.index.write_now(
                 lambda conn: conn.execute(
                     "UPDATE access_keys SET secret = ? WHERE access_key = ?", (secret, access_key)
                 )

@@ -1,7 +1,7 @@
 """The images table: image records as the registry reads and writes them.
 
 Reads are point lookups and small scans on the calling thread's
-connection; writes go through the metadata writer (Deferreds), like every
+connection; writes go through the index writer (Deferreds), like every
 other change to the index.
 """
 
@@ -23,38 +23,38 @@ class ImageIdTaken(Exception):
 
 
 class Catalog:
-    def __init__(self, meta):
-        self.meta = meta
+    def __init__(self, index):
+        self.index = index
 
     # -- reading ---------------------------------------------------------
 
     def get(self, image_id):
-        row = self.meta.reader().execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
+        row = self.index.reader().execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
         return None if row is None else _image(row)
 
     def all(self):
-        return [_image(row) for row in self.meta.reader().execute(f"{_SELECT} ORDER BY created, id")]
+        return [_image(row) for row in self.index.reader().execute(f"{_SELECT} ORDER BY created, id")]
 
     def visible(self, user):
         """The images *user* may see: their own and the public ones (admins: all)."""
         if user is not None and user.admin:
             return self.all()
         if user is None:
-            rows = self.meta.reader().execute(f"{_SELECT} WHERE is_public ORDER BY created, id")
+            rows = self.index.reader().execute(f"{_SELECT} WHERE is_public ORDER BY created, id")
         else:
-            rows = self.meta.reader().execute(
+            rows = self.index.reader().execute(
                 f"{_SELECT} WHERE is_public OR owner = ? ORDER BY created, id", (user.id,)
             )
         return [_image(row) for row in rows]
 
     def in_flight(self):
         marks = ", ".join("?" * len(IN_FLIGHT))
-        rows = self.meta.reader().execute(f"{_SELECT} WHERE state IN ({marks}) ORDER BY created", IN_FLIGHT)
+        rows = self.index.reader().execute(f"{_SELECT} WHERE state IN ({marks}) ORDER BY created", IN_FLIGHT)
         return [_image(row) for row in rows]
 
     def user_certificates(self, user_id):
         """The PEM certificates *user_id* bundles with."""
-        rows = self.meta.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
+        rows = self.index.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
         return [pem.encode("ascii") for (pem,) in rows]
 
     # -- writing (Deferreds) ---------------------------------------------
@@ -69,7 +69,7 @@ class Catalog:
             )
             return image
 
-        return self.meta.write(insert)
+        return self.index.write(insert)
 
     def set_state(self, image_id, state):
         """Move an image still being registered to *state*; False if it is not (gone, failed)."""
@@ -94,7 +94,7 @@ class Catalog:
             )
             return cursor.rowcount == 1
 
-        return self.meta.write(update)
+        return self.index.write(update)
 
     def update(self, image_id, **fields):
         """Change an image's public flag, name or description; False if it is gone."""
@@ -110,13 +110,13 @@ class Catalog:
                 == 1
             )
 
-        return self.meta.write(update)
+        return self.index.write(update)
 
     def remove(self, image_id):
         def delete(conn):
             return conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 1
 
-        return self.meta.write(delete)
+        return self.index.write(delete)
 
 
 def _row(image):

@@ -62,7 +62,7 @@ class Registrar:
         self.images_dir = os.path.join(data_dir, "images")
         self.max_image_size = max_image_size
         self.reactor = reactor
-        self.catalog = Catalog(store.meta)
+        self.catalog = Catalog(store.index)
         self._pool = ThreadPool(minthreads=0, maxthreads=workers, name="objectstore-images")
         # image id -> (cancel event, the job's Deferred)
         self._jobs = {}

@@ -149,8 +149,8 @@ class BlobWriter:
     """Appends an upload's bytes to its temp blob.
 
     ``write`` appends to the page cache (cheap); ``sync`` - the part that
-    waits on the disk - runs off the event loop (in the metadata writer's
-    batch, see ``Metadata.write``'s *prepare*).
+    waits on the disk - runs off the event loop (in the index writer's
+    batch, see ``Index.write``'s *prepare*).
     """
 
     def __init__(self, files, blob, fd):

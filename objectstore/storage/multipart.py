@@ -27,9 +27,9 @@ from objectstore.errors import (
     InvalidRequest,
     NoSuchUpload,
 )
+from objectstore.index.database import AfterCommit
 from objectstore.storage.composite import FULL_OBJECT, composite_checksum, composite_etag, full_object_crc
 from objectstore.storage.listing import prefix_end
-from objectstore.storage.meta import AfterCommit
 from objectstore.storage.records import ObjectInfo, Part, PartListing, Segment, Upload, UploadListing
 from objectstore.storage.writer import copy_body
 
@@ -101,7 +101,7 @@ class Multipart:
 
     def get(self, upload_id, bucket, key):
         """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
-        return _upload_of(self._store.meta.reader(), upload_id, bucket, key)
+        return _upload_of(self._store.index.reader(), upload_id, bucket, key)
 
     async def abort(self, upload_id, bucket, key):
         def abort(conn):
@@ -189,7 +189,7 @@ class Multipart:
         """A Deferred PartListing of *upload*'s parts numbered above *marker*."""
 
         def scan():
-            conn = self._store.meta.reader()
+            conn = self._store.index.reader()
             _upload_of(conn, upload.id, upload.bucket, upload.key)
             rows = conn.execute(
                 "SELECT number, size, etag, modified, checksum FROM parts WHERE upload = ? AND number > ?"
@@ -205,7 +205,7 @@ class Multipart:
         """A Deferred UploadListing of *bucket*'s uploads in progress, by key then age."""
 
         def scan():
-            conn = self._store.meta.reader()
+            conn = self._store.index.reader()
             self._store._require_bucket(conn, bucket)
             return list_uploads(conn, bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
 

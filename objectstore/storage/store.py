@@ -2,7 +2,7 @@
 
 Durability order of a PUT of a big object: bytes fsynced in tmp/, then the
 tmp/ folder fsynced and one transaction swaps the object's row (all in the
-metadata writer thread, once for a whole batch of writes), then - the client
+index writer thread, once for a whole batch of writes), then - the client
 already answered - the blob is renamed home and replaced blobs unlinked. A
 small object's bytes go into the index with its row: one commit does it all.
 The commit is the moment of truth: before it the old object is whole, after
@@ -30,10 +30,9 @@ from objectstore.errors import (
     NoSuchBucket,
     NoSuchKey,
 )
-from objectstore.index import schema
+from objectstore.index.database import INDEX_FILE, AfterCommit, Index
 from objectstore.storage.blobs import BlobFiles
 from objectstore.storage.listing import list_keys
-from objectstore.storage.meta import AfterCommit, Metadata
 from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
 from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
@@ -73,9 +72,7 @@ class Store:
         self._lock = None
         self.files = BlobFiles(self.data_dir, durable)
         self.inline_limit = inline_limit
-        self.meta = Metadata(
-            os.path.join(self.data_dir, INDEX_FILE), durable, reactor, before_commit=self.files.sync_tmp
-        )
+        self.index = Index(os.path.join(self.data_dir, INDEX_FILE), durable, reactor, before_commit=self.files.sync_tmp)
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
         # rows the next write drops (in the writer thread).
@@ -99,7 +96,7 @@ class Store:
         self._lock = _lock_data_dir(self.data_dir)
         try:
             self.files.create_folders()
-            self.meta.open()
+            self.index.open()
         except BaseException:
             os.close(self._lock)
             self._lock = None
@@ -109,24 +106,24 @@ class Store:
         self.open()
         self.recover()
         self.files.make_spares()
-        self.meta.start()
+        self.index.start()
         self._pool.start()
 
     def stop(self):
         self._pool.stop()
-        self.meta.stop()
+        self.index.stop()
         self.files.drop_spares()
 
     def close(self):
         self.stop()
-        self.meta.close()
+        self.index.close()
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
 
     def recover(self):
         """Settle what a crash left behind; run before serving."""
-        conn = self.meta.reader()
+        conn = self.index.reader()
         for blob in self.files.leftovers():
             # An object's segment, or a part of an upload in progress.
             referenced = (
@@ -145,7 +142,7 @@ class Store:
         return deferToThreadPool(self.reactor, self._pool, f, *args, **kwargs)
 
     def _write(self, operation, prepare=None, quick=False):
-        return self.meta.write(self._forgetting_unlinked(operation), prepare=prepare, quick=quick)
+        return self.index.write(self._forgetting_unlinked(operation), prepare=prepare, quick=quick)
 
     def _forgetting_unlinked(self, operation):
         def run(conn):
@@ -200,7 +197,7 @@ class Store:
         if bucket is not None:
             return bucket
         row = (
-            self.meta.reader()
+            self.index.reader()
             .execute("SELECT name, owner, created, region, acl FROM buckets WHERE name = ?", (name,))
             .fetchone()
         )
@@ -222,7 +219,7 @@ class Store:
         if owner is not None:
             sql += " WHERE owner = ?"
             args = (owner,)
-        return [_bucket(r) for r in self.meta.reader().execute(sql + " ORDER BY name", args)]
+        return [_bucket(r) for r in self.index.reader().execute(sql + " ORDER BY name", args)]
 
     def create_bucket(self, name, owner, region, acl):
         bucket = Bucket(name, owner, time.time(), region, acl)
@@ -274,7 +271,7 @@ class Store:
         return self._lookup(_OBJECT_WITH_SEGMENTS, bucket, key)[0]
 
     def _lookup(self, statement, bucket, key):
-        conn = self.meta.reader()
+        conn = self.index.reader()
         rows = conn.execute(statement, (bucket, key)).fetchall()
         if not rows:
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
@@ -324,7 +321,7 @@ class Store:
         # Still the object's first segment once pinned? Then it is still its
         # row (a blob belongs to one object row, whose segments go with it),
         # so no blob has been unlinked yet, and from now on none can be.
-        if self.meta.reader().execute("SELECT 1 FROM segments WHERE blob = ?", (blobs[0],)).fetchone():
+        if self.index.reader().execute("SELECT 1 FROM segments WHERE blob = ?", (blobs[0],)).fetchone():
             return SegmentedBody(info.segments, self.files, lambda: self._release(blobs))
         self._release(blobs)
         return None
@@ -339,7 +336,7 @@ class Store:
         """Publish what *writer* received as ``bucket/key``; durable on return.
 
         A blob's fsync runs in the commit batch that publishes it (see
-        ``Metadata.write``): one trip to the writer thread, not two hops.
+        ``Index.write``): one trip to the writer thread, not two hops.
         """
         fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=checksums)
         return await self._publish(writer, bucket, key, **fields)
@@ -369,7 +366,7 @@ class Store:
         data = writer.data() if blob is None else None
         try:
             # A blob is synced before the batch commits (a no-op if a copy already did).
-            # An inline object's write is quick (see Metadata.write): a few statements.
+            # An inline object's write is quick (see Index.write): a few statements.
             return await self._write(
                 lambda conn: self._replace(conn, info, data),
                 prepare=None if blob is None else writer.sync,
@@ -513,7 +510,7 @@ class Store:
         return self.delete_objects(bucket, [key], quick=True)
 
     def delete_objects(self, bucket, keys, quick=False):
-        """Delete keys (missing ones are no error, and cost no write); *quick*: few keys (see Metadata.write)."""
+        """Delete keys (missing ones are no error, and cost no write); *quick*: few keys (see Index.write)."""
 
         def delete(conn):
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
@@ -529,7 +526,7 @@ class Store:
         """A page of the bucket's keys (runs in a pool thread)."""
 
         def scan():
-            conn = self.meta.reader()
+            conn = self.index.reader()
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
                 raise NoSuchBucket(BucketName=bucket)
             return list_keys(conn, bucket, prefix, delimiter, after, max_keys)
@@ -695,7 +692,6 @@ def _json(value):
 
 
 LOCK_FILE = "lock"
-INDEX_FILE = "meta.sqlite"
 
 
 def _lock_data_dir(data_dir):
@@ -710,26 +706,6 @@ def _lock_data_dir(data_dir):
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
-
-
-def index_problem(data_dir):
-    """Why the folder's index cannot be opened, judged from its header without opening it; None if it can."""
-    path = os.path.join(data_dir, INDEX_FILE)
-    try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"cannot read the index {path}: {e.strerror}"
-    if header and not header.startswith(schema.SQLITE_HEADER):
-        return f"the index {path} is not an SQLite database"
-    # The header's version lags behind a WAL not yet checkpointed (after a
-    # crash): opening the index checks again (schema.migrate).
-    found = schema.version_in_header(header)
-    if found is not None and found > schema.LATEST_VERSION:
-        return str(schema.SchemaTooNew(path, found))
-    return None
 
 
 def lock_holder(data_dir):

@@ -1,6 +1,6 @@
 """Where an object's bytes go while they arrive: memory while small, a blob once not.
 
-Small objects are kept in the metadata index itself (``inline_data``), so
+Small objects are kept in the index itself (``inline_data``), so
 publishing one is a single SQLite commit, shared with the rest of its
 batch: no temp file to create, fdatasync, rename and unlink. A durable
 4 KiB PUT then costs one WAL fsync per batch instead of three per object

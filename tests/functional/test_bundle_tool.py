@@ -104,7 +104,7 @@ async def new_tool(server, tmp_path, name="alice"):
 
 
 def keys_in(server, bucket):
-    conn = server.store.meta.reader()
+    conn = server.store.index.reader()
     return sorted(row[0] for row in conn.execute("SELECT key FROM objects WHERE bucket = ?", (bucket,)))
 
 
@@ -388,7 +388,7 @@ async def test_delete_by_local_manifest_and_clear_removes_the_bucket_too(tmp_pat
         assert status == 0, err
         status, out, err = await tool.run("delete", "--bucket", "scratch", "--manifest", manifest, "--clear")
         assert (status, out) == (0, "Deleted scratch/disk.img.manifest.xml and its 1 part(s); deleted bucket scratch\n")
-        assert server.store.meta.reader().execute("SELECT name FROM buckets WHERE name = 'scratch'").fetchall() == []
+        assert server.store.index.reader().execute("SELECT name FROM buckets WHERE name = 'scratch'").fetchall() == []
 
 
 @pytest_twisted.ensureDeferred

@@ -11,9 +11,9 @@ import time
 
 import pytest_twisted
 
+from objectstore.index.database import Index
 from objectstore.registry.catalog import Catalog
 from objectstore.registry.records import Image
-from objectstore.storage.meta import Metadata
 from tests.conftest import live_server
 from tests.functional.test_images import bundle_in_bucket, new_user, sha256_of
 from tests.imaging import wait_settled
@@ -22,7 +22,7 @@ from tests.s3http import call
 
 def crashed_registration(data_dir, image_id, location, owner, state):
     """The traces of a registration cut short in *state*: its row, and a partial file."""
-    meta = Metadata(os.path.join(data_dir, "meta.sqlite"), durable=True, reactor=None).open()
+    meta = Index(os.path.join(data_dir, "meta.sqlite"), durable=True, reactor=None).open()
     try:
         image = Image(
             id=image_id,

@@ -85,7 +85,7 @@ async def insert_index_rows(server, bucket, keys):
             rows,
         )
 
-    await server.store.meta.write(insert)
+    await server.store.index.write(insert)
 
 
 async def bucket_with(server, name, keys):

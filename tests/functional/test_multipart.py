@@ -125,7 +125,7 @@ async def new_upload(server, bucket, key, parts, **create):
 
 
 def uploads_and_parts(server):
-    conn = server.store.meta.reader()
+    conn = server.store.index.reader()
     return conn.execute("SELECT COUNT(*) FROM uploads").fetchone()[0], conn.execute(
         "SELECT COUNT(*) FROM parts"
     ).fetchone()[0]

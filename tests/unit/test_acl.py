@@ -14,7 +14,7 @@ from objectstore.errors import (
     NoSuchKey,
     UnresolvableGrantByEmailAddress,
 )
-from objectstore.storage.meta import Metadata
+from objectstore.index.database import Index
 from objectstore.storage.store import Store
 from objectstore.web.acl_input import acl_from_document, acl_from_headers, parse_grant_header
 from objectstore.xmlio import S3_NS, XSI_NS
@@ -143,7 +143,7 @@ def test_a_grant_header_that_is_not_a_list_of_grantees_is_invalid_argument(value
 
 @pytest.fixture
 def credentials(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     yield Credentials(meta)
     meta.close()
 

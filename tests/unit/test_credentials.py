@@ -17,7 +17,7 @@ from objectstore.auth.credentials import (
     ensure_admin,
 )
 from objectstore.errors import InvalidAccessKeyId
-from objectstore.storage.meta import Metadata
+from objectstore.index.database import Index
 
 
 class Clock:
@@ -29,7 +29,7 @@ class Clock:
 
 @pytest.fixture
 def credentials(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     clock = Clock()
     yield Credentials(meta, clock=clock), clock
     meta.close()
@@ -49,7 +49,7 @@ def test_a_key_deleted_elsewhere_stops_working_once_the_cache_expires(credential
     _, key, _ = creds.create_user("bob")
     creds.lookup(key)
     # Another process (objectstore-manage) deletes the key.
-    creds.meta.write_now(lambda conn: conn.execute("DELETE FROM access_keys WHERE access_key = ?", (key,)))
+    creds.index.write_now(lambda conn: conn.execute("DELETE FROM access_keys WHERE access_key = ?", (key,)))
     assert creds.lookup(key).access_key == key
     clock.now += Credentials.CACHE_SECONDS + 0.1
     with pytest.raises(InvalidAccessKeyId):
@@ -73,7 +73,7 @@ def test_without_environment_keys_the_first_start_generates_a_pair(credentials):
 
 
 def rows(creds):
-    conn = creds.meta.reader()
+    conn = creds.index.reader()
     return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("users", "access_keys")]
 
 
@@ -157,7 +157,7 @@ def test_deleting_a_user_deletes_its_keys_and_this_process_forgets_them_at_once(
 def test_a_user_owning_a_bucket_is_not_deleted(credentials):
     creds, _ = credentials
     alice, key, _ = creds.create_user("alice")
-    creds.meta.write_now(
+    creds.index.write_now(
         lambda conn: conn.execute(
             "INSERT INTO buckets (name, owner, created, region, acl) VALUES ('photos', ?, 0, 'us-east-1', '{}')",
             (alice.id,),

@@ -8,8 +8,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from objectstore.auth.credentials import Credentials
+from objectstore.index.database import Index
 from objectstore.manage import main
-from objectstore.storage.meta import Metadata
 from objectstore.storage.store import Store
 
 
@@ -36,7 +36,7 @@ def table(out):
 
 def index_rows(data_dir):
     """The users and keys the folder holds, read independently of the command."""
-    meta = Metadata(os.path.join(data_dir, "meta.sqlite"), durable=False, reactor=None).open()
+    meta = Index(os.path.join(data_dir, "meta.sqlite"), durable=False, reactor=None).open()
     try:
         conn = meta.reader()
         return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("users", "access_keys")]
@@ -45,7 +45,7 @@ def index_rows(data_dir):
 
 
 def lookup(data_dir, access_key):
-    meta = Metadata(os.path.join(data_dir, "meta.sqlite"), durable=False, reactor=None).open()
+    meta = Index(os.path.join(data_dir, "meta.sqlite"), durable=False, reactor=None).open()
     try:
         return Credentials(meta).lookup(access_key)
     finally:

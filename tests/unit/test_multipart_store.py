@@ -209,17 +209,17 @@ async def test_complete_makes_the_parts_blobs_the_object_segments_without_copyin
     upload = await new_upload(store)
     data = [os.urandom(MIN_PART_SIZE), os.urandom(MIN_PART_SIZE + 1), b"tail"]
     parts = [await put_part(store, upload, n, d) for n, d in enumerate(data, 1)]
-    await store.meta.tidied()
+    await store.index.tidied()
     part_blobs = blobs_on_disk(store)
     inodes = {os.stat(store.files.path(b)).st_ino for b in part_blobs}
 
     info = await store.multipart.complete(upload.id, "b", "k", requested(parts))
-    await store.meta.tidied()
+    await store.index.tidied()
     assert info.etag == composite_etag([hashlib.md5(d).hexdigest() for d in data])
     assert {s.blob for s in info.segments} == part_blobs == blobs_on_disk(store)
     assert {os.stat(store.files.path(b)).st_ino for b in part_blobs} == inodes
     assert read_all(store, "k") == b"".join(data)
-    conn = store.meta.reader()
+    conn = store.index.reader()
     assert conn.execute("SELECT COUNT(*) FROM parts").fetchone() == (0,)
     assert conn.execute("SELECT COUNT(*) FROM uploads").fetchone() == (0,)
     with pytest.raises(NoSuchUpload):
@@ -234,7 +234,7 @@ async def test_a_part_arriving_after_its_upload_was_aborted_is_no_such_upload_an
     await store.multipart.abort(upload.id, "b", "k")
     with pytest.raises(NoSuchUpload):
         await store.multipart.upload_part(upload, 1, writer, {})
-    await store.meta.tidied()
+    await store.index.tidied()
     assert blobs_on_disk(store) == set()
 
 
@@ -266,7 +266,7 @@ async def test_a_many_segment_object_read_during_its_overwrite_is_read_whole(sto
     data = [os.urandom(MIN_PART_SIZE), os.urandom(1000)]
     parts = [await put_part(store, upload, n, d) for n, d in enumerate(data, 1)]
     await store.multipart.complete(upload.id, "b", "k", requested(parts))
-    await store.meta.tidied()
+    await store.index.tidied()
     old_blobs = blobs_on_disk(store)
 
     info, body = store.open_object("b", "k")
@@ -275,14 +275,14 @@ async def test_a_many_segment_object_read_during_its_overwrite_is_read_whole(sto
     writer = store.new_writer()
     writer.write(b"new")
     await store.put_object("b", "k", writer, owner="o", acl={}, headers={}, metadata={}, checksums={})
-    await store.meta.tidied()
+    await store.index.tidied()
     assert old_blobs <= blobs_on_disk(store)  # kept for the read
     rest = b""
     while len(first) + len(rest) < info.size:
         rest += body.read(len(first) + len(rest), 1 << 20)
     assert first + rest == b"".join(data)
     body.close()
-    await store.meta.tidied()
+    await store.index.tidied()
     await store.in_thread(lambda: None)  # the release's unlink runs in a pool thread
     deadline = time.monotonic() + 5
     while old_blobs & blobs_on_disk(store) and time.monotonic() < deadline:
@@ -290,7 +290,7 @@ async def test_a_many_segment_object_read_during_its_overwrite_is_read_whole(sto
     assert not old_blobs & blobs_on_disk(store)
     # Their garbage rows go with the next write.
     await store.create_bucket("another", "o", "r", {})
-    assert store.meta.reader().execute("SELECT COUNT(*) FROM garbage").fetchone() == (0,)
+    assert store.index.reader().execute("SELECT COUNT(*) FROM garbage").fetchone() == (0,)
 
 
 @pytest_twisted.ensureDeferred
@@ -370,7 +370,7 @@ async def test_expire_aborts_uploads_older_than_the_age_and_frees_their_parts(st
     )
     aborted = await store.multipart.expire(7 * DAY, now=now + 6 * DAY + 1)
     assert aborted == 1
-    await store.meta.tidied()
+    await store.index.tidied()
     with pytest.raises(NoSuchUpload):
         store.multipart.get(old.id, "b", "old")
     assert store.multipart.get(young.id, "b", "young").key == "young"
@@ -384,16 +384,16 @@ async def test_the_store_service_sweeps_expired_uploads_hourly_on_its_clock(tmp_
     data_dir = str(tmp_path / "data")
     store = Store(data_dir, reactor=reactor)
     config = Config(data_dir=data_dir, admin_keys=("AKIDEXPIRYTEST000001", "secret"), multipart_expiry=1.0)
-    service = StoreService(store, Credentials(store.meta), config, clock=clock)
+    service = StoreService(store, Credentials(store.index), config, clock=clock)
     service.startService()
     try:
         upload = await new_upload(store)
         there = []
         for _ in range(26):
             clock.advance(3600)
-            await store.meta.tidied()  # the sweep's write, queued before, is done
+            await store.index.tidied()  # the sweep's write, queued before, is done
             age = clock.seconds() - upload.created
-            there.append((age, store.meta.reader().execute("SELECT COUNT(*) FROM uploads").fetchone()[0]))
+            there.append((age, store.index.reader().execute("SELECT COUNT(*) FROM uploads").fetchone()[0]))
         young, old = [c for age, c in there if age < DAY], [c for age, c in there if age > DAY + 3600]
         assert young and old
         assert set(young) == {1} and set(old) == {0}
@@ -406,7 +406,7 @@ def test_an_expiry_of_zero_never_sweeps(tmp_path):
     store = Store(data_dir, reactor=reactor)
     config = Config(data_dir=data_dir, admin_keys=("AKIDEXPIRYTEST000002", "secret"), multipart_expiry=0)
     clock = task.Clock()
-    service = StoreService(store, Credentials(store.meta), config, clock=clock)
+    service = StoreService(store, Credentials(store.index), config, clock=clock)
     service.startService()
     try:
         assert clock.getDelayedCalls() == []
@@ -424,8 +424,8 @@ async def test_deleting_a_bucket_drops_its_uploads_but_not_other_buckets(store):
     await put_part(store, mine, 1, b"mine")
     await put_part(store, theirs, 1, b"theirs")
     await store.delete_bucket("mine")
-    await store.meta.tidied()
-    rows = store.meta.reader().execute("SELECT upload, blob FROM parts").fetchall()
+    await store.index.tidied()
+    rows = store.index.reader().execute("SELECT upload, blob FROM parts").fetchall()
     assert [upload for upload, _ in rows] == [theirs.id]
     assert blobs_on_disk(store) == {rows[0][1]}
     assert json.loads(json.dumps(store.multipart.get(theirs.id, "theirs", "k").acl)) == {"owner": "o", "grants": []}

@@ -33,7 +33,7 @@ def stopped_store(data_dir):
     """A store that is not serving: writes run in place, nothing is recovered."""
     store = Store(data_dir, reactor=reactor, inline_limit=0)
     store.open()
-    store.meta.write_now(
+    store.index.write_now(
         lambda conn: conn.execute(
             "INSERT OR IGNORE INTO buckets (name, owner, created, region, acl) VALUES ('b', 'o', 0, 'r', '{}')"
         )
@@ -60,7 +60,7 @@ def commit_without_publishing(store, key, writer):
         acl={},
         segments=(Segment(writer.blob, 0, writer.size),),
     )
-    store.meta.write_now(lambda conn: store._replace(conn, info).result)
+    store.index.write_now(lambda conn: store._replace(conn, info).result)
 
 
 def restarted(data_dir):
@@ -116,13 +116,13 @@ def test_garbage_rows_are_unlinked_and_cleared(data_dir):
     new = synced_blob(store, b"new")
     # The overwrite commits (old blob now garbage) and "crashes" before unlinking it.
     commit_without_publishing(store, "k", new)
-    assert store.meta.reader().execute("SELECT blob FROM garbage").fetchall() == [(old.blob,)]
+    assert store.index.reader().execute("SELECT blob FROM garbage").fetchall() == [(old.blob,)]
     store.close()
 
     store = restarted(data_dir)
     try:
         assert read_whole(store, "k") == b"new"
-        assert store.meta.reader().execute("SELECT blob FROM garbage").fetchall() == []
+        assert store.index.reader().execute("SELECT blob FROM garbage").fetchall() == []
     finally:
         store.close()
     assert not os.path.exists(store.files.path(old.blob))
@@ -168,7 +168,7 @@ CRASHING_STORE = textwrap.dedent(
         await store.create_bucket("b", "o", "us-east-1", {})
         if old_version:
             await put(store, "k", old_version.encode())
-            await store.meta.tidied()  # its own rename home is done
+            await store.index.tidied()  # its own rename home is done
         if crash_point == "before-commit":
             writer = store.new_writer()
             writer.write(b"new version")
@@ -246,7 +246,7 @@ def commit_part_without_publishing(store, writer, number=1):
             (number, writer.blob, writer.size, writer.md5.hexdigest()),
         )
 
-    store.meta.write_now(record)
+    store.index.write_now(record)
 
 
 @pytest_twisted.ensureDeferred

@@ -20,7 +20,7 @@ from objectstore.auth.authenticate import Authenticator
 from objectstore.auth.credentials import Credentials
 from objectstore.auth.streaming import ChunkSignatures
 from objectstore.errors import S3Error
-from objectstore.storage.meta import Metadata
+from objectstore.index.database import Index
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -41,7 +41,7 @@ class FakeRequest:
 
 @pytest.fixture
 def authenticator(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=False, reactor=reactor).open()
     credentials = Credentials(meta)
     credentials.create_user("example", access_key=ACCESS_KEY, secret=SECRET)
     clock = [EXAMPLE_TIME + 60]

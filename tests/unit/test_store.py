@@ -47,7 +47,7 @@ def tmp_entries(store):
 
 def row_committed(store, bucket, key):
     """Whether another connection (another process, after a crash) sees the row."""
-    with sqlite3.connect(store.meta.path) as conn:
+    with sqlite3.connect(store.index.path) as conn:
         return conn.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is not None
 
 
@@ -76,7 +76,7 @@ async def test_put_syncs_blob_and_tmp_dir_before_the_commit_and_renames_after(st
 
     info = await put(store, "k", b"payload")
     # The rename is tidying done after the answer: wait for the writer to get past it.
-    await store.meta.tidied()
+    await store.index.tidied()
 
     (segment,) = info.segments
     assert events[:2] == [
@@ -132,12 +132,12 @@ async def test_overwrite_unlinks_the_old_blob_and_forgets_it(store):
     await store.create_bucket("b", "o", "r", {})
     old = await put(store, "k", b"old")
     await put(store, "k", b"new")
-    await store.meta.tidied()
+    await store.index.tidied()
     # The next write drops the garbage rows of blobs already unlinked.
     await store.create_bucket("c", "o", "r", {})
 
     assert not os.path.exists(store.files.path(old.segments[0].blob))
-    assert store.meta.reader().execute("SELECT blob FROM garbage").fetchall() == []
+    assert store.index.reader().execute("SELECT blob FROM garbage").fetchall() == []
 
 
 @pytest_twisted.ensureDeferred
@@ -161,14 +161,14 @@ async def test_open_object_keeps_reading_the_version_it_opened(store):
 @pytest_twisted.ensureDeferred
 async def test_deleting_missing_keys_changes_nothing(store):
     await store.create_bucket("b", "o", "r", {})
-    wal = store.meta.path + "-wal"
+    wal = store.index.path + "-wal"
     size = os.path.getsize(wal)
 
     for i in range(50):
         await store.delete_object("b", f"missing-{i}")
 
     assert os.path.getsize(wal) == size
-    assert store.meta.reader().execute("SELECT COUNT(*) FROM garbage").fetchone() == (0,)
+    assert store.index.reader().execute("SELECT COUNT(*) FROM garbage").fetchone() == (0,)
 
 
 def test_a_second_store_on_the_same_folder_is_refused(store):
@@ -233,7 +233,7 @@ class RacingConnection:
 
 def delete_from_another_connection(store, bucket, key):
     def race():
-        with sqlite3.connect(store.meta.path, isolation_level=None) as other:
+        with sqlite3.connect(store.index.path, isolation_level=None) as other:
             (object_id,) = other.execute(
                 "SELECT id FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
             ).fetchone()
@@ -249,9 +249,9 @@ def delete_from_another_connection(store, bucket, key):
 async def test_object_lookup_is_one_snapshot_when_a_delete_commits_during_it(store, monkeypatch):
     await store.create_bucket("b", "o", "r", {})
     await put(store, "k", b"payload")
-    conn = store.meta.reader()
+    conn = store.index.reader()
     monkeypatch.setattr(
-        store.meta, "reader", lambda: RacingConnection(conn, delete_from_another_connection(store, "b", "k"))
+        store.index, "reader", lambda: RacingConnection(conn, delete_from_another_connection(store, "b", "k"))
     )
 
     info = store.get_object("b", "k")
@@ -276,7 +276,7 @@ async def test_bucket_records_are_cached_until_their_row_changes(store):
 
 
 def index_rows(store, table):
-    return store.meta.reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return store.index.reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 @pytest_twisted.ensureDeferred
@@ -294,7 +294,7 @@ async def test_a_small_put_is_one_commit_with_no_file_and_no_folder_sync(inline_
     assert info.segments == ()
     assert (index_rows(store, "inline_data"), index_rows(store, "segments")) == (1, 0)
     assert read_whole(store, "k") == b"payload"
-    await store.meta.tidied()
+    await store.index.tidied()
     assert tmp_entries(store) == []
     assert os.listdir(store.files.home) == []
 
@@ -331,9 +331,9 @@ async def test_an_inline_object_read_during_its_delete_is_whole_or_gone(inline_s
     store = inline_store
     await store.create_bucket("b", "o", "r", {})
     await put(store, "k", b"payload")
-    conn = store.meta.reader()
+    conn = store.index.reader()
     delete = delete_from_another_connection(store, "b", "k")
-    monkeypatch.setattr(store.meta, "reader", lambda: RacingConnection(conn, delete))
+    monkeypatch.setattr(store.index, "reader", lambda: RacingConnection(conn, delete))
 
     info, body = store.open_object("b", "k")
 

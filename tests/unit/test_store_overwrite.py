@@ -33,7 +33,7 @@ async def put(store, key, data, bucket="b", metadata=None):
 
 
 def rows(store, table):
-    return store.meta.reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return store.index.reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 def blob_files(store):
@@ -58,7 +58,7 @@ async def test_an_overwrite_leaves_one_row_with_the_new_bytes_only(store, first,
     await put(store, "k", first, metadata={"v": "1"})
     await put(store, "other", first)
     await put(store, "k", second, metadata={"v": "2"})
-    await store.meta.tidied()
+    await store.index.tidied()
 
     info, data = read_whole(store, "k")
     assert (data, info.metadata, info.etag) == (second, {"v": "2"}, hashlib.md5(second).hexdigest())
@@ -79,7 +79,7 @@ async def test_a_put_into_a_deleted_bucket_is_refused_and_leaves_nothing(store, 
 
     with pytest.raises(NoSuchBucket):
         await put(store, "k", data)
-    await store.meta.tidied()
+    await store.index.tidied()
 
     assert [rows(store, table) for table in ("objects", "inline_data", "segments")] == [0, 0, 0]
     assert blob_files(store) == 0

@@ -12,12 +12,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from objectstore.errors import BucketNotEmpty, StorageFull
-from objectstore.storage.meta import AfterCommit, Metadata
+from objectstore.index.database import AfterCommit, Index
 
 
 @pytest.fixture
 def meta(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
     meta.start()
     yield meta
     meta.stop()
@@ -137,7 +137,7 @@ async def test_a_failing_after_commit_action_keeps_the_write(meta):
 
 
 def test_stop_finishes_the_writes_already_queued(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
     meta.start()
     _, release = hold_writer(meta)
     for i in range(20):
@@ -151,12 +151,12 @@ def test_stop_finishes_the_writes_already_queued(tmp_path):
 
 def test_the_database_file_is_private(tmp_path):
     path = tmp_path / "meta.sqlite"
-    Metadata(str(path), durable=True, reactor=reactor).open()
+    Index(str(path), durable=True, reactor=reactor).open()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_close_releases_every_connection_of_every_thread(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
     meta.start()
     readers = [threading.Thread(target=meta.reader) for _ in range(4)]
     for thread in readers:
@@ -318,7 +318,7 @@ async def test_a_quick_write_waits_for_another_process_lock_in_the_writer_thread
 
 
 def test_stop_finishes_the_quick_writes_already_queued(tmp_path):
-    meta = Metadata(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
+    meta = Index(str(tmp_path / "meta.sqlite"), durable=True, reactor=reactor).open()
     meta.start()
     _, release = hold_writer(meta)
     for i in range(20):

@@ -1,4 +1,4 @@
-"""The SQLite (WAL) metadata index and its single writer thread.
+"""The index: one SQLite (WAL) database for every package's records, and its single writer thread.
 
 Reads are point lookups and range scans on a connection per thread. Writes
 made while a batch commits wait, and then go together in one transaction,
@@ -26,6 +26,9 @@ from twisted.python.failure import Failure
 from objectstore.errors import StorageFull
 from objectstore.index import schema
 
+# The index's file in a data folder.
+INDEX_FILE = "meta.sqlite"
+
 log = Logger()
 _STOP = object()
 MAX_BATCH = 512
@@ -45,7 +48,7 @@ class AfterCommit:
     The work (renaming a blob into place, unlinking replaced blobs) runs in
     the writer thread, in commit order, after the write's Deferred has fired,
     when no write is queued (or a backlog has built up): it is tidying, not
-    part of what the client waits for. ``Metadata.tidied`` waits for it.
+    part of what the client waits for. ``Index.tidied`` waits for it.
     """
 
     def __init__(self, result, action):
@@ -53,7 +56,7 @@ class AfterCommit:
         self.action = action
 
 
-class Metadata:
+class Index:
     def __init__(self, path, durable, reactor, before_commit=None):
         self.path = path
         self.durable = durable
@@ -118,7 +121,7 @@ class Metadata:
         # sleep on a lock another process (a management command) holds;
         # the writer thread waits for it instead (see _begin).
         self._conn = self._connect(busy_timeout=0)
-        self._thread = threading.Thread(target=self._run, args=(self._conn,), name="objectstore-meta-writer")
+        self._thread = threading.Thread(target=self._run, args=(self._conn,), name="objectstore-index-writer")
         self._thread.daemon = True
         self._thread.start()
 
@@ -433,3 +436,23 @@ def _fire(batch, outcomes):
             write.deferred.errback(outcome)
         else:
             write.deferred.callback(outcome)
+
+
+def index_problem(data_dir):
+    """Why the folder's index cannot be opened, judged from its header without opening it; None if it can."""
+    path = os.path.join(data_dir, INDEX_FILE)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot read the index {path}: {e.strerror}"
+    if header and not header.startswith(schema.SQLITE_HEADER):
+        return f"the index {path} is not an SQLite database"
+    # The header's version lags behind a WAL not yet checkpointed (after a
+    # crash): opening the index checks again (schema.migrate).
+    found = schema.version_in_header(header)
+    if found is not None and found > schema.LATEST_VERSION:
+        return str(schema.SchemaTooNew(path, found))
+    return None
