@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from objectstore.errors import InvalidAccessKeyId
+from objectstore.storage.store import bucket_names_owned_by
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 # The characters and length AWS IAM allows in a user name: no spaces, so a
@@ -275,7 +276,8 @@ class Credentials:
             if row is None:
                 raise NoSuchUser(name)
             user_id = row[0]
-            buckets = [b for (b,) in conn.execute("SELECT name FROM buckets WHERE owner = ? ORDER BY name", (user_id,))]
+            # Storage's own query, in this transaction: no bucket can be made for the user meanwhile.
+            buckets = bucket_names_owned_by(conn, user_id)
             if buckets:
                 raise UserOwnsBuckets(name, buckets)
             keys = [k for (k,) in conn.execute("SELECT access_key FROM access_keys WHERE user_id = ?", (user_id,))]
@@ -308,6 +310,11 @@ class Credentials:
             "SELECT pem, added FROM user_certificates WHERE user_id = ? ORDER BY added", (user.id,)
         )
         return [replace(_read_certificate(pem.encode("ascii"))[0], added=added) for pem, added in rows]
+
+    def certificate_pems(self, user_id: str) -> list:
+        """The PEM certificates (bytes) the user with canonical id *user_id* signs bundles with."""
+        rows = self.index.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
+        return [pem.encode("ascii") for (pem,) in rows]
 
     def delete_certificate(self, user, fingerprint):
         def delete(conn):

@@ -168,6 +168,22 @@ CREATE TABLE IF NOT EXISTS access_keys (
 ) WITHOUT ROWID;
 """
 
+# Which package reads and writes each table; the others go through its functions
+# (tests/unit/test_schema.py checks the sources keep to it).
+TABLE_OWNERS = {
+    "buckets": "storage",
+    "objects": "storage",
+    "segments": "storage",
+    "inline_data": "storage",
+    "garbage": "storage",
+    "uploads": "storage",
+    "parts": "storage",
+    "users": "auth",
+    "access_keys": "auth",
+    "user_certificates": "auth",
+    "images": "registry",
+}
+
 MIGRATIONS = (Migration(1, "the tables of storage, auth and the image registry", _BASELINE),)
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -52,11 +52,6 @@ class Catalog:
         rows = self.index.reader().execute(f"{_SELECT} WHERE state IN ({marks}) ORDER BY created", IN_FLIGHT)
         return [_image(row) for row in rows]
 
-    def user_certificates(self, user_id):
-        """The PEM certificates *user_id* bundles with."""
-        rows = self.index.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
-        return [pem.encode("ascii") for (pem,) in rows]
-
     # -- writing (Deferreds) ---------------------------------------------
 
     def add(self, image):

@@ -288,7 +288,7 @@ class Registrar:
         if cancel.is_set():
             raise Cancelled()
         manifest = parse_manifest(data)
-        certificates = [crypto.load_certificate(pem) for pem in self.catalog.user_certificates(image.owner)]
+        certificates = [crypto.load_certificate(pem) for pem in self.credentials.certificate_pems(image.owner)]
         verified = crypto.verify_signature(manifest, certificates)
         if not os.path.isdir(folder):
             os.makedirs(folder, mode=0o700)

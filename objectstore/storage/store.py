@@ -694,6 +694,11 @@ def _json(value):
 LOCK_FILE = "lock"
 
 
+def bucket_names_owned_by(conn, owner: str) -> list:
+    """The names of *owner*'s buckets, read on *conn*: for another package's transaction (deleting a user)."""
+    return [name for (name,) in conn.execute("SELECT name FROM buckets WHERE owner = ? ORDER BY name", (owner,))]
+
+
 def _lock_data_dir(data_dir):
     """Take the folder's lock (held while the fd is open) and write our PID in it, for lock_holder()."""
     fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)

@@ -1,5 +1,7 @@
 """The index's numbered migrations: applied all or none, once, and never to an index from a newer release."""
 
+import pathlib
+import re
 import sqlite3
 import threading
 
@@ -117,3 +119,20 @@ def test_two_processes_opening_at_once_migrate_once(tmp_path):
 
 def test_versions_are_numbered_one_by_one():
     assert [m.version for m in schema.MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_every_table_has_an_owner_and_only_its_owner_names_it():
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn, ":memory:")
+    assert sorted(schema.TABLE_OWNERS) == tables(conn)
+    package = pathlib.Path(schema.__file__).resolve().parents[1]
+    strangers = []
+    for source in sorted(package.rglob("*.py")):
+        if source.parent.name == "index":
+            continue
+        text = source.read_text(encoding="utf-8")
+        for table, owner in schema.TABLE_OWNERS.items():
+            # The statements that name a table: FROM, INTO, UPDATE, JOIN (DELETE FROM included).
+            if re.search(rf"\b(FROM|INTO|UPDATE|JOIN)\s+{table}\b", text) and source.parent.name != owner:
+                strangers.append(f"{source.relative_to(package)} uses {owner}'s table {table}")
+    assert strangers == []
