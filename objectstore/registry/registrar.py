@@ -40,6 +40,7 @@ from objectstore.registry import records
 from objectstore.registry.catalog import Catalog, ImageIdTaken
 from objectstore.registry.records import PENDING, Image, is_image_id
 from objectstore.registry.source import MANIFEST_SUFFIX, BundleSource, parse_location
+from objectstore.storage.contract import ObjectStore
 
 log = Logger()
 IMAGE_FILE = "image"
@@ -55,7 +56,7 @@ class Cancelled(Exception):
 
 
 class Registrar:
-    def __init__(self, store, credentials, cloud_key, data_dir, *, workers, max_image_size, reactor):
+    def __init__(self, store: ObjectStore, credentials, cloud_key, data_dir, *, workers, max_image_size, reactor):
         self.store = store
         self.credentials = credentials
         self.cloud_key = cloud_key

@@ -17,6 +17,7 @@ from images.manifest import MAX_MANIFEST_SIZE
 from objectstore.auth import acl as acls
 from objectstore.auth.credentials import Caller
 from objectstore.errors import AccessDenied, InvalidManifest, InvalidParameterValue, S3Error
+from objectstore.storage.contract import ObjectStore
 from objectstore.storage.names import check_bucket_name, check_key
 
 MANIFEST_SUFFIX = ".manifest.xml"
@@ -50,7 +51,7 @@ def _is_exec_read(grant):
 class BundleSource:
     """The manifest at *bucket*/*key* and the parts beside it, as *user* may read them."""
 
-    def __init__(self, store, bucket, manifest_key, user, reactor):
+    def __init__(self, store: ObjectStore, bucket, manifest_key, user, reactor):
         self.store = store
         self.bucket = bucket
         self.manifest_key = manifest_key

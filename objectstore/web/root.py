@@ -12,6 +12,7 @@ from twisted.web.resource import Resource
 from objectstore.auth.authenticate import UNAUTHENTICATED, Authenticator
 from objectstore.auth.credentials import ANONYMOUS
 from objectstore.auth.ec2 import Ec2Authenticator
+from objectstore.storage.contract import ObjectStore
 from objectstore.storage.names import check_key, decode_key
 from objectstore.web.bucket import BucketResource
 from objectstore.web.ec2 import Ec2Resource, is_ec2_path
@@ -24,7 +25,7 @@ IMAGES_PATH = "_images"
 
 
 class S3(Resource):
-    def __init__(self, store, credentials, config, registrar=None):
+    def __init__(self, store: ObjectStore, credentials, config, registrar=None):
         super().__init__()
         self.store = store
         self.registrar = registrar
