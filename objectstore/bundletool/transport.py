@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from OpenSSL import SSL
 from twisted.internet import defer, error, protocol, ssl, task
 from twisted.web import client, http
-from twisted.web._newclient import RequestGenerationFailed, RequestTransmissionFailed
+from twisted.web.client import RequestGenerationFailed, RequestTransmissionFailed
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer

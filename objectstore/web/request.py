@@ -14,12 +14,13 @@ import re
 import time
 from urllib.parse import parse_qs
 
-from twisted.internet import reactor, tcp
+from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.http import combinedLogFormatter, datetimeToString
 from twisted.web.http_headers import Headers
 
+from objectstore.web import twisted_internals as internals
 from objectstore.web.errors import as_s3_error, write_error
 
 # Bodies above this size are read in BIG_READ gulps.
@@ -51,9 +52,8 @@ class S3Request(server.Request):
     def gotLength(self, length):
         """All headers are in; the body (if any) has not been read yet."""
         channel = self.channel
-        # The channel keeps the request line until the body is complete; we
-        # need it now. (Private names: tests/unit/test_request.py guards them.)
-        self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
+        # The channel keeps the request line until the body is complete; we need it now.
+        self.method, self.uri, self.clientproto = internals.request_line(channel)
         self.path, _, query = self.uri.partition(b"?")
         self.args = parse_query(query)
         self.site = channel.site
@@ -296,7 +296,7 @@ class S3Channel(http.HTTPChannel):
         before it, what the socket takes now goes now (all of a small
         answer); the rest is queued the usual way, after it.
         """
-        if self._chunks is not None or not _sendable_now(self.transport):
+        if self._chunks is not None or not internals.sendable_now(self.transport):
             # Nested (a pipelined request answered meanwhile): the outer call
             # sends. Not plain TCP (TLS), or data queued: the usual way.
             write(*args)
@@ -307,7 +307,7 @@ class S3Channel(http.HTTPChannel):
         finally:
             chunks, self._chunks = self._chunks, None
             if chunks:
-                _send_now(self.transport, chunks)
+                internals.send_now(self.transport, chunks)
 
     def writeHeaders(self, version, code, reason, headers):
         if self._chunks is None or not isinstance(headers, Headers):
@@ -343,48 +343,10 @@ class S3Channel(http.HTTPChannel):
         return self._peer
 
 
-def _send_now(transport, chunks):
-    """Send *chunks* on *transport*: at once, if it is plain TCP with nothing queued; else queued.
-
-    Once the data is queued, Twisted's own bookkeeping (a connection lost
-    while sending, a pending loseConnection) takes over. (Private names of
-    Twisted's FileDescriptor: tests/unit/test_request_fast_paths.py guards them.)
-    """
-    if _sendable_now(transport):
-        data = b"".join(chunks)
-        sent = transport.writeSomeData(data)
-        # Anything but a count (a lost connection) is left to the queued path to find out.
-        if isinstance(sent, int):
-            if sent >= len(data):
-                return
-            chunks = [data[sent:]]
-    transport.writeSequence(chunks)
-
-
-def _sendable_now(transport):
-    """Whether *transport* is plain TCP, open for writing, with nothing queued to send before new data.
-
-    A pending loseConnection is no obstacle: the close waits for the queue
-    to empty, and data sent at once was never in it.
-    """
-    try:
-        return (
-            isinstance(transport, tcp.Connection)
-            and not getattr(transport, "TLS", False)
-            and transport.connected
-            and not transport._writeDisconnected
-            and not transport._tempDataBuffer
-            and transport.offset == len(transport.dataBuffer)
-        )
-    except AttributeError:
-        # A Twisted whose FileDescriptor keeps its queue otherwise: its own path, a little slower.
-        return False
-
-
 def _s3_channel(site):
     # Twisted's own factory, with S3Channel in place of HTTPChannel (the
     # wrapper still switches to HTTP/2 where TLS negotiates it).
-    return http._GenericHTTPChannelProtocol(S3Channel())
+    return internals.generic_channel(S3Channel())
 
 
 class S3Site(server.Site):
