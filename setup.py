@@ -39,6 +39,8 @@ setup(
             # s3cmd as people configure it (README), run by the suite.
             "s3cmd>=2.4",
             "ruff>=0.6",
+            # The type checker CI runs over storage/, auth/, index/, errors.py and images/ (pyproject.toml).
+            "mypy>=1.10",
         ],
         # awscli: bench.bundletool's baseline.
         "bench": ["moto[server]>=5.0", "boto3>=1.35", "botocore>=1.35", "awscli>=1.36"],

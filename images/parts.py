@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from typing import Any
 
 from images.errors import BundleError, DigestMismatch, MissingPart
 from images.manifest import Part
@@ -29,7 +30,7 @@ class PartWriter:
         self._paths = []
         self._parts = []
         self._total = 0
-        self._file = None
+        self._file: Any = None  # the part file being written
         self._open_next()
 
     def write(self, data):

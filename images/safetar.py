@@ -1,4 +1,4 @@
-"""Take the one image file out of a bundle's tar stream, refusing anything else (bundle-format.md §6.7).
+"""Take the one image file out of a bundle's tar stream, refusing anything else (docs/bundle-format.md §6.7).
 
 A bundle's tar stream must hold exactly one regular file. Everything else a
 tar can carry - links, devices, FIFOs, directories, names that climb out of a
@@ -67,7 +67,8 @@ def extract_image(tar_stream, write, *, image_size, max_member_size, chunk_size,
     tar_problems = _TarProblems(reader)
     reader.allow(HEADER_BUDGET)
     with tar_problems:
-        tar = tarfile.open(fileobj=reader, mode="r|", tarinfo=_checked_header_class(max_member_size))
+        # Stream mode ("r|") only calls read(); typeshed's overloads want a whole file object.
+        tar = tarfile.open(fileobj=reader, mode="r|", tarinfo=_checked_header_class(max_member_size))  # type: ignore[call-overload]
         member = tar.next()
     if member is None:
         raise UnsafeArchive("the image archive is empty")
@@ -162,7 +163,7 @@ class _BudgetedReader:
     def allow(self, budget):
         self._limit = None if budget is None else self._position + budget
 
-    def read(self, size=-1):
+    def read(self, size: int = -1) -> bytes:
         try:
             data = self._stream.read(size)
         except BaseException as e:

@@ -1,4 +1,4 @@
-"""Turn a bundle back into its image file, refusing every hostile bundle (bundle-format.md §6).
+"""Turn a bundle back into its image file, refusing every hostile bundle (docs/bundle-format.md §6).
 
 The pipeline pulls, a chunk at a time, in constant memory whatever the size:
 
@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from images.crypto import Decryptor, unwrap_secret
 from images.errors import BundleError, DecryptError, DigestMismatch, ImageTooLarge
@@ -173,7 +174,7 @@ class _ImageFile:
     def __init__(self, path):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self._fd = os.open(path, flags, 0o600)
+            self._fd: Optional[int] = os.open(path, flags, 0o600)
         except FileExistsError:
             raise BundleError("the image file already exists") from None
         except OSError as e:
@@ -186,18 +187,24 @@ class _ImageFile:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._fd, view) :]
+                view = view[os.write(self._descriptor(), view) :]
         except OSError as e:
             raise BundleError(f"cannot write the image: {e.strerror or e}") from None
         self.size += len(data)
 
     def commit(self):
+        fd = self._descriptor()
         try:
-            os.fsync(self._fd)
+            os.fsync(fd)
         except OSError as e:
             raise BundleError(f"cannot write the image: {e.strerror or e}") from None
-        os.close(self._fd)
+        os.close(fd)
         self._fd = None
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            raise BundleError("the image file is already closed")
+        return self._fd
 
     def discard(self):
         if self._fd is not None:

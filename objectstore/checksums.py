@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import zlib
+from typing import Any, Callable
 
 from awscrt import checksums as crt
 
@@ -48,7 +49,7 @@ class _Crc:
 
 
 # Algorithm name -> a new running checksum (update(bytes), digest() -> bytes).
-ALGORITHMS = {
+ALGORITHMS: dict[str, Callable[[], Any]] = {
     "CRC32": lambda: _Crc(zlib.crc32, 4),
     "CRC32C": lambda: _Crc(crt.crc32c, 4),
     "CRC64NVME": lambda: _Crc(crt.crc64nvme, 8),
@@ -58,7 +59,7 @@ ALGORITHMS = {
 _DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
 
 
-def new_checksum(algorithm):
+def new_checksum(algorithm: str) -> Any:
     """A running checksum of *algorithm* (one of ALGORITHMS)."""
     return ALGORITHMS[algorithm]()
 

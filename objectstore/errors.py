@@ -12,7 +12,7 @@ class S3Error(Exception):
     status = 500
     message = "We encountered an internal error. Please try again."
     # Response headers the error carries (InvalidRange's Content-Range).
-    headers = {}
+    headers: dict = {}
 
     def __init__(self, message=None, **details):
         self.message = message or self.message

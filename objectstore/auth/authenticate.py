@@ -328,7 +328,7 @@ class _Facts:
         self.path = request.path
         self.query = request.uri.partition(b"?")[2]
         self.bucket_in_host = bucket_in_host
-        self.headers = headers = {}
+        self.headers = headers = {}  # type: dict
         # Twisted's public iterator re-capitalises every header name, a cost
         # on every request; its raw map has the names as sent.
         raw = getattr(request.requestHeaders, "_rawHeaders", None)
@@ -342,7 +342,7 @@ class _Facts:
                 headers[lower] = decoded
         # Auth parameters decoded without turning "+" into a space: V2
         # signatures are base64, and some clients leave their "+" unescaped.
-        self.params = {}
+        self.params: dict = {}
         if _AUTH_PARAMETER.search(self.query):
             for part in self.query.split(b"&"):
                 name, _, value = part.partition(b"=")

@@ -11,6 +11,7 @@ import string
 import time
 import uuid
 from dataclasses import dataclass, replace
+from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -105,9 +106,9 @@ class User:
 class Caller:
     """The user a request acts for (None: anonymous) and the key it used."""
 
-    user: User = None
-    access_key: str = None
-    secret: str = None
+    user: Optional[User] = None
+    access_key: Optional[str] = None
+    secret: Optional[str] = None
 
     @property
     def anonymous(self):

@@ -9,6 +9,7 @@ the final empty chunk and, with ``...-PAYLOAD-TRAILER``, the trailer
 
 import hashlib
 import hmac
+from typing import Any
 
 from objectstore.auth import sigv4
 from objectstore.auth.errors import SignatureDoesNotMatch
@@ -26,7 +27,7 @@ class ChunkSignatures:
         self._previous = seed_signature
         self._signed_trailer = signed_trailer
         self._provided = None
-        self._hash = None
+        self._hash: Any = None  # the running SHA-256 of the current chunk
 
     def chunk_started(self, size, extensions):
         self._provided = _extension(extensions, "chunk-signature")

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -68,14 +69,14 @@ class Index:
         self._local = threading.local()
         # The live connections of every thread, so close() can release them
         # all; a thread that ends takes its own connection with it.
-        self._connections = weakref.WeakSet()
+        self._connections: weakref.WeakSet = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._opened = False
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = None
         # The writers' connection (while serving), used by one thread at a
         # time: the reactor's while no batch is in flight, else the writer's.
-        self._conn = None
+        self._conn: Any = None  # the writer thread's connection, while serving
         # Reactor side: the writes (and tidied() markers) waiting for the
         # batch in flight, if any, to commit.
         self._pending = []
@@ -143,7 +144,7 @@ class Index:
 
     def tidied(self):
         """A Deferred that fires once the after-commit actions of every earlier write ran."""
-        d = Deferred()
+        d: Deferred = Deferred()
         if self._thread is None:
             d.callback(None)
             return d
@@ -207,7 +208,9 @@ class Index:
 
     def _send_batch(self):
         """Send the writer thread the next batch: the pending writes, up to MAX_BATCH (reactor thread)."""
-        batch, markers, taken = [], [], 0
+        batch: list = []
+        markers: list = []
+        taken = 0
         for item in self._pending:
             if isinstance(item, _Tidied):
                 markers.append(item)
@@ -253,7 +256,7 @@ class Index:
         other thread is involved, because every wake-up of another Python
         thread costs a round of GIL hand-offs.
         """
-        backlog = collections.deque()
+        backlog: collections.deque = collections.deque()
         while True:
             try:
                 item = self._queue.get(block=not backlog)

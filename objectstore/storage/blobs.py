@@ -35,7 +35,7 @@ class BlobFiles:
         self.durable = durable
         self.tmp = os.path.join(root, "tmp")
         self.home = os.path.join(root, "blobs")
-        self._spares = collections.deque()
+        self._spares: collections.deque = collections.deque()
         self._spares_wanted = spares
         self._refilling = threading.Lock()
 

@@ -27,7 +27,8 @@ def prefix_end(prefix):
 
 def list_keys(conn, bucket, prefix="", delimiter="", after="", max_keys=1000):
     """Keys (and common prefixes) of *bucket* greater than *after*, in order."""
-    entries, prefixes = [], []
+    entries: list = []
+    prefixes: list = []
     last = None
     if max_keys <= 0:
         return Listing(entries, prefixes, truncated=False)

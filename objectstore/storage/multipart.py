@@ -122,7 +122,7 @@ class Multipart:
 
     def drop_uploads(self, conn, upload_ids):
         """Delete uploads and their parts (in a write); the blobs that are garbage now."""
-        blobs = []
+        blobs: list = []
         for upload_id in upload_ids:
             blobs.extend(b for (b,) in conn.execute("SELECT blob FROM parts WHERE upload = ?", (upload_id,)))
         ids = [(upload_id,) for upload_id in upload_ids]
@@ -380,7 +380,8 @@ def list_uploads(conn, bucket, prefix="", delimiter="", key_marker="", upload_id
     ``key_marker``: then uploads of that very key with a greater id come
     first; without one, listing resumes after every upload of the key.
     """
-    uploads, prefixes = [], []
+    uploads: list = []
+    prefixes: list = []
     if max_uploads <= 0:
         return UploadListing(uploads, prefixes, truncated=False)
     upper = prefix_end(prefix) if prefix else None

@@ -1,6 +1,7 @@
 """Typed results of storage operations."""
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Upload:
     metadata: dict = field(default_factory=dict)
     # The additional checksum its parts carry (CRC32, SHA256, ...) and how
     # the object's is made of them (COMPOSITE or FULL_OBJECT); None for none.
-    checksum_algorithm: str = None
-    checksum_type: str = None
+    checksum_algorithm: Optional[str] = None
+    checksum_type: Optional[str] = None
     created: float = 0.0
 
 
@@ -129,4 +130,4 @@ class Listing:
     prefixes: list
     truncated: bool
     # The last key or prefix returned: where the next page starts.
-    last: str = None
+    last: Optional[str] = None

@@ -76,7 +76,7 @@ class Store:
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
         # rows the next write drops (in the writer thread).
-        self._unlinked = collections.deque()
+        self._unlinked: collections.deque = collections.deque()
         # Blobs of multi-segment objects being read (see open_object).
         self._pins = _Pins()
         # Bucket records by name (reactor thread only; see get_bucket).
@@ -215,7 +215,7 @@ class Store:
 
     def list_buckets(self, owner=None):
         sql = "SELECT name, owner, created, region, acl FROM buckets"
-        args = ()
+        args: tuple = ()
         if owner is not None:
             sql += " WHERE owner = ?"
             args = (owner,)
@@ -624,7 +624,7 @@ class _Pins:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._readers = collections.Counter()
+        self._readers: collections.Counter = collections.Counter()
         self._doomed = set()
 
     def pin(self, blobs):
