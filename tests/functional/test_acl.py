@@ -5,25 +5,16 @@ import hashlib
 
 import pytest
 import pytest_twisted
-from botocore.exceptions import ClientError
 from lxml import etree
 
 from objectstore.auth import acl as acls
 from objectstore.xmlio import S3_NS, XSI_NS
 from tests.conftest import ADMIN_KEYS
+from tests.helpers import client_error
 from tests.s3http import call, error_code, header
 
 ALL_USERS = acls.ALL_USERS
 AUTHENTICATED_USERS = acls.AUTHENTICATED_USERS
-
-
-def client_error(f, *args, **kwargs):
-    """(code, status) of the ClientError *f* raises (blocking)."""
-    try:
-        f(*args, **kwargs)
-    except ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("no error")
 
 
 def user_grant(user_id, permission):

@@ -17,16 +17,12 @@ from botocore.exceptions import ClientError
 from lxml import etree
 
 from tests.conftest import ADMIN_KEYS, REGION
+from tests.helpers import make_bucket
 from tests.s3http import call, error_code, signed_headers
 
 
 def client_error_code(failure_or_exception):
     return failure_or_exception.response["Error"]["Code"]
-
-
-async def make_bucket(server, name):
-    response, content = await call(server, "PUT", f"/{name}")
-    assert response.code == 200, content
 
 
 async def refused_with(server, code, make_call):

@@ -15,6 +15,7 @@ from twisted.internet.threads import deferToThread
 
 from tests.conftest import ADMIN_KEYS, REGION
 from tests.functional.test_tls import tls_boto3
+from tests.helpers import make_bucket
 from tests.s3http import aws_chunked, call, error_code, header
 
 BODY = b"123456789" * 1000
@@ -37,11 +38,6 @@ def botocore_checksum(algorithm, data):
 
 def crc32(data):
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-
-
-async def make_bucket(server, bucket):
-    response, _ = await call(server, "PUT", f"/{bucket}")
-    assert response.code == 200
 
 
 async def assert_refused(server, bucket, key, headers, body, status, code, message=None):

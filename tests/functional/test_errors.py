@@ -8,20 +8,19 @@ unexpected becomes InternalError and a full disk becomes StorageFull.
 import errno
 import os
 import socket
-import time
 import types
 
 import pytest
 import pytest_twisted
 import treq
-from botocore.exceptions import ClientError
 from lxml import etree
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, threads
 from twisted.logger import formatEvent, globalLogPublisher
 
 from objectstore.errors import NoSuchKey
 from objectstore.storage import blobs
 from objectstore.web.request import S3Request
+from tests.helpers import client_error_response, eventually
 from tests.s3http import call, error_code, header, signed_headers
 
 MiB = 1024**2
@@ -46,28 +45,6 @@ def log_events():
     globalLogPublisher.addObserver(events.append)
     yield events
     globalLogPublisher.removeObserver(events.append)
-
-
-async def eventually(predicate, timeout=5.0, exceptions=()):
-    """Poll *predicate* (which may raise one of *exceptions* meanwhile) until it holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except exceptions:
-            pass
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await task.deferLater(reactor, 0.02, lambda: None)
-
-
-def client_error(f, *args, **kwargs):
-    """The ClientError a blocking boto3 call raises (run it in a thread)."""
-    try:
-        f(*args, **kwargs)
-    except ClientError as e:
-        return e.response
-    raise AssertionError("the call succeeded")
 
 
 # -- the document ---------------------------------------------------------------
@@ -135,7 +112,9 @@ async def test_boto3_sees_not_implemented_for_inventory(server, bucket_name):
     s3 = server.boto3()
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
 
-    response = await server.blocking(client_error, s3.get_bucket_inventory_configuration, Bucket=bucket_name, Id="x")
+    response = await server.blocking(
+        client_error_response, s3.get_bucket_inventory_configuration, Bucket=bucket_name, Id="x"
+    )
 
     assert response["Error"]["Code"] == "NotImplemented"
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 501
@@ -285,7 +264,9 @@ async def test_disk_full_is_storage_full_and_stores_nothing(server, bucket_name,
     server.store.files.drop_spares()
     monkeypatch.setattr(blobs, "os", _FullDisk(fail, on_call))
 
-    response = await server.blocking(client_error, s3.put_object, Bucket=bucket_name, Key="key", Body=os.urandom(MiB))
+    response = await server.blocking(
+        client_error_response, s3.put_object, Bucket=bucket_name, Key="key", Body=os.urandom(MiB)
+    )
 
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 507
     assert response["Error"]["Code"] == "XObjectstoreStorageFull"

@@ -16,11 +16,12 @@ import pytest_twisted
 from botocore.auth import UNSIGNED_PAYLOAD, S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from twisted.internet import task, threads
+from twisted.internet import threads
 
 from objectstore.web import object as object_resource
 from objectstore.web.body import UploadBody
 from tests.conftest import ADMIN_KEYS, REGION
+from tests.helpers import eventually
 from tests.s3http import call, error_code, header
 
 GiB = 1024**3
@@ -90,16 +91,6 @@ def exchange(port, head, body=b"", shut_write=False, timeout=5.0):
 
 def tmp_files(server):
     return server.tmp_files()
-
-
-async def eventually(predicate, timeout=5.0, interval=0.02):
-    """Poll *predicate* until it holds; fail after *timeout* seconds."""
-    from twisted.internet import reactor
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await task.deferLater(reactor, interval, lambda: None)
 
 
 async def object_exists(server, bucket, key):

@@ -2,7 +2,7 @@
 
 Every key below is either refused with a clear error or stored and given back
 byte-identical under the same key, and nothing appears on disk but blobs
-named by random ids inside the data folder (RELIABILITY.md row 11).
+named by random ids inside the data folder (docs/threat-model.md row 11).
 """
 
 import os
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from lxml import etree
 
 from objectstore.xmlio import S3_NS
+from tests.helpers import make_bucket
 from tests.s3http import UNSIGNED, call, error_code, signed_headers
 
 HOSTILE_KEYS = [
@@ -68,11 +69,6 @@ def unexpected_files(server, tmp_path, before):
         if inside != "." and not STORE_PATHS.match(inside):
             strays.append(path)
     return strays
-
-
-async def make_bucket(server, bucket):
-    response, _ = await call(server, "PUT", f"/{bucket}")
-    assert response.code == 200
 
 
 def raw_request(server, method, raw_path, body=b""):

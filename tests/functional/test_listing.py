@@ -11,6 +11,7 @@ from lxml import etree
 from twisted.internet.defer import ensureDeferred, gatherResults
 
 from objectstore.auth import acl as acls
+from tests.helpers import make_bucket
 from tests.s3http import call, error_code
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -49,11 +50,6 @@ def keys_of(root):
 
 def prefixes_of(root):
     return [c.findtext(f"{{{S3_NS}}}Prefix") for c in root.findall(f"{{{S3_NS}}}CommonPrefixes")]
-
-
-async def make_bucket(server, name):
-    response, content = await call(server, "PUT", f"/{name}")
-    assert response.code == 200, content
 
 
 async def put_keys(server, bucket, keys):

@@ -25,6 +25,7 @@ from tests.conftest import ADMIN_KEYS, REGION
 from tests.functional.test_auth import aurora_driver, send_in_pieces, signed_chunked_request
 from tests.functional.test_put_get import connect, read_until_closed, request_head, status_of
 from tests.functional.test_tls import tls_boto3
+from tests.helpers import make_bucket
 from tests.s3http import call, error_code
 
 MiB = 1024 * 1024
@@ -109,11 +110,6 @@ def get_with_answer(s3, bucket, key, **kwargs):
     """(the GetObject answer, its body): both read in the calling thread, as a blocking client must."""
     answer = s3.get_object(Bucket=bucket, Key=key, **kwargs)
     return answer, answer["Body"].read()
-
-
-async def make_bucket(server, name, headers=None):
-    response, content = await call(server, "PUT", f"/{name}", headers=headers)
-    assert response.code == 200, content
 
 
 async def new_upload(server, bucket, key, parts, **create):

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import os
 import socket
-import time
 
 import pytest
 import pytest_twisted
@@ -17,6 +16,7 @@ from twisted.internet.task import deferLater
 
 from objectstore.storage.writer import INLINE_LIMIT
 from objectstore.web import streaming
+from tests.helpers import eventually, make_bucket
 from tests.s3http import UNSIGNED, call, error_code, header, signed_headers
 
 MiB = 1024 * 1024
@@ -28,23 +28,10 @@ NOT_COMPARED = {"date", "x-amz-request-id", "x-amz-id-2", "content-length"}
 # -- helpers ---------------------------------------------------------------------
 
 
-async def make_bucket(server, bucket):
-    response, _ = await call(server, "PUT", f"/{bucket}")
-    assert response.code == 200
-
-
 async def put(server, bucket, key, body, headers=None):
     response, content = await call(server, "PUT", f"/{bucket}/{key}", headers=headers, body=body)
     assert response.code == 200, content
     return response
-
-
-async def poll(predicate, timeout=10.0, interval=0.02):
-    """Wait (bounded) until *predicate()* is true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await deferLater(reactor, interval, lambda: None)
 
 
 def md5_b64(data):
@@ -139,7 +126,7 @@ async def test_put_streams_the_body_to_disk_as_it_arrives(server, bucket_name):
     sock = await server.blocking(connect, server, head + body[: 2 * MiB])
     try:
         # Half the body is on disk while the other half has not been sent yet.
-        await poll(lambda: any(size >= 2 * MiB for size in tmp_sizes(server)))
+        await eventually(lambda: any(size >= 2 * MiB for size in tmp_sizes(server)))
     except BaseException:
         sock.close()
         raise
@@ -158,7 +145,7 @@ async def test_put_with_chunked_transfer_encoding_streams_and_stores(server, buc
     )
     sock = await server.blocking(connect, server, head + b"".join(chunk(p) for p in pieces[:3]))
     try:
-        await poll(lambda: any(size >= 3 * 512 * 1024 for size in tmp_sizes(server)))
+        await eventually(lambda: any(size >= 3 * 512 * 1024 for size in tmp_sizes(server)))
     except BaseException:
         sock.close()
         raise
@@ -215,7 +202,7 @@ async def test_upload_cut_short_stores_nothing(server, bucket_name):
             read_until_closed(sock)
 
     await server.blocking(send_half_then_hang_up)
-    await poll(lambda: tmp_sizes(server) == [])
+    await eventually(lambda: tmp_sizes(server) == [])
     assert server.snapshot() == before
 
 
