@@ -20,7 +20,8 @@ from objectstore.listeners import Listener, parse_endpoint, probe
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.registry.registrar import Registrar
 from objectstore.startup import PROGRAM, CannotServe, StartupError, check_data_dir, report_cannot_serve
-from objectstore.storage.store import DataDirInUse, Store
+from objectstore.storage.datadir import DataDirInUse
+from objectstore.storage.store import Store
 from objectstore.web.request import S3Site
 from objectstore.web.root import S3
 

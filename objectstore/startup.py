@@ -18,7 +18,7 @@ import os
 import sys
 
 from objectstore.index.database import index_problem
-from objectstore.storage.store import lock_holder
+from objectstore.storage.datadir import lock_holder
 
 PROGRAM = "objectstore"
 

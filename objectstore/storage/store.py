@@ -10,13 +10,9 @@ it the new one is, and a crash on either side leaves nothing visible that is
 half of one and half of the other.
 """
 
-import bisect
 import collections
-import fcntl
-import itertools
 import json
 import os
-import threading
 import time
 
 from twisted.internet.threads import deferToThreadPool
@@ -32,6 +28,8 @@ from objectstore.errors import (
 )
 from objectstore.index.database import INDEX_FILE, AfterCommit, Index
 from objectstore.storage.blobs import BlobFiles
+from objectstore.storage.bodies import InlineBody, ObjectBody, Pins, SegmentedBody
+from objectstore.storage.datadir import lock_data_dir
 from objectstore.storage.listing import list_keys
 from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
@@ -51,16 +49,6 @@ _OBJECT_WITH_BYTES = (
 )
 
 
-class DataDirInUse(Exception):
-    """Another server already serves this data folder."""
-
-    def __init__(self, data_dir, pid=""):
-        self.data_dir = data_dir
-        self.pid = pid
-        by = f"another objectstore (pid {pid})" if pid else "another objectstore"
-        super().__init__(f"{data_dir} is already served by {by}")
-
-
 class Store:
     def __init__(self, data_dir, durable=True, reactor=None, io_threads=16, inline_limit=INLINE_LIMIT):
         if reactor is None:
@@ -78,7 +66,7 @@ class Store:
         # rows the next write drops (in the writer thread).
         self._unlinked: collections.deque = collections.deque()
         # Blobs of multi-segment objects being read (see open_object).
-        self._pins = _Pins()
+        self._pins = Pins()
         # Bucket records by name (reactor thread only; see get_bucket).
         self._buckets = {}
         self.multipart = Multipart(self)
@@ -93,7 +81,7 @@ class Store:
         if self._lock is not None:
             return
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
-        self._lock = _lock_data_dir(self.data_dir)
+        self._lock = lock_data_dir(self.data_dir)
         try:
             self.files.create_folders()
             self.index.open()
@@ -534,130 +522,6 @@ class Store:
         return self.in_thread(scan)
 
 
-class InlineBody:
-    """The bytes of an object kept in the index, read like an ObjectBody."""
-
-    def __init__(self, data):
-        self._data = data
-
-    def read(self, offset, length):
-        return self._data[offset : offset + length]
-
-    def close(self):
-        self._data = b""
-
-
-class ObjectBody:
-    """The opened blobs of one object, read by absolute object offset."""
-
-    def __init__(self, segments, handles):
-        self._runs = list(zip(segments, handles, strict=True))
-
-    def read(self, offset, length):
-        """Up to *length* bytes from *offset*, never crossing a segment end."""
-        for segment, handle in self._runs:
-            if offset < segment.length:
-                n = min(length, segment.length - offset)
-                return os.pread(handle.fileno(), n, segment.offset + offset)
-            offset -= segment.length
-        return b""
-
-    def close(self):
-        for _, handle in self._runs:
-            handle.close()
-        self._runs = []
-
-
-class SegmentedBody:
-    """The pinned blobs of an object of many segments, each opened when the read reaches it.
-
-    One blob is open at a time; reads go forward (a GET, a copy), so each is
-    opened once. *release* runs at close, to unpin the blobs.
-    """
-
-    def __init__(self, segments, files, release):
-        self._segments = segments
-        # Where each segment ends in the object, to find one by offset (bisect).
-        self._ends = list(itertools.accumulate(segment.length for segment in segments))
-        self._files = files
-        self._release = release
-        self._open = (None, None)  # (index, handle)
-
-    def read(self, offset, length):
-        """Up to *length* bytes from *offset*, never crossing a segment end; b"" past the end or if a blob is gone."""
-        index = bisect.bisect_right(self._ends, offset)
-        if index >= len(self._segments) or self._release is None:
-            return b""
-        segment = self._segments[index]
-        handle = self._handle(index)
-        if handle is None:
-            return b""
-        start = self._ends[index] - segment.length
-        n = min(length, self._ends[index] - offset)
-        return os.pread(handle.fileno(), n, segment.offset + offset - start)
-
-    def _handle(self, index):
-        current, handle = self._open
-        if current != index:
-            if handle is not None:
-                handle.close()
-            handle = self._files.open(self._segments[index].blob)
-            self._open = (index, handle)
-        return handle
-
-    def close(self):
-        _, handle = self._open
-        if handle is not None:
-            handle.close()
-        self._open = (None, None)
-        if self._release is not None:
-            release, self._release = self._release, None
-            release()
-
-
-class _Pins:
-    """Blobs that reads in progress still need, counted; an unlink of one waits for the last reader.
-
-    Pinned and released in the reactor thread, claimed for unlinking in the
-    writer thread: one lock keeps them apart.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._readers: collections.Counter = collections.Counter()
-        self._doomed = set()
-
-    def pin(self, blobs):
-        with self._lock:
-            self._readers.update(blobs)
-
-    def release(self, blobs):
-        """Unpin *blobs*; the doomed ones no read needs any more, to unlink now."""
-        free = []
-        with self._lock:
-            for blob in blobs:
-                self._readers[blob] -= 1
-                if self._readers[blob] <= 0:
-                    del self._readers[blob]
-                    if blob in self._doomed:
-                        self._doomed.discard(blob)
-                        free.append(blob)
-        return free
-
-    def claim(self, blobs):
-        """Of *blobs* (garbage now), those to unlink at once; the pinned ones wait for their release."""
-        with self._lock:
-            if not self._readers:
-                return list(blobs)
-            free = []
-            for blob in blobs:
-                if blob in self._readers:
-                    self._doomed.add(blob)
-                else:
-                    free.append(blob)
-            return free
-
-
 def _bucket(row):
     name, owner, created, region, acl = row
     return Bucket(name, owner, created, region, json.loads(acl))
@@ -691,43 +555,6 @@ def _json(value):
     return "{}" if value == {} else json.dumps(value)
 
 
-LOCK_FILE = "lock"
-
-
 def bucket_names_owned_by(conn, owner: str) -> list:
     """The names of *owner*'s buckets, read on *conn*: for another package's transaction (deleting a user)."""
     return [name for (name,) in conn.execute("SELECT name FROM buckets WHERE owner = ? ORDER BY name", (owner,))]
-
-
-def _lock_data_dir(data_dir):
-    """Take the folder's lock (held while the fd is open) and write our PID in it, for lock_holder()."""
-    fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        holder = lock_holder(data_dir)
-        raise DataDirInUse(data_dir, holder) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def lock_holder(data_dir):
-    """The PID (as text, "" if unknown) of the process serving *data_dir*, or None if none does.
-
-    Creates nothing: a folder, or a lock file, that does not exist is not in use.
-    """
-    try:
-        fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)

@@ -155,7 +155,7 @@ CRASHING_STORE = textwrap.dedent(
 
     def hang(*args):
         print("READY", flush=True)
-        time.sleep(600)  # in the metadata writer thread, right after the commit: wait for SIGKILL
+        time.sleep(600)  # in the index writer thread, right after the commit: wait for SIGKILL
 
     async def put(store, key, data):
         writer = store.new_writer()

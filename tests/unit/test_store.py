@@ -9,7 +9,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from objectstore.errors import NoSuchBucket, NoSuchKey
-from objectstore.storage.store import DataDirInUse, Store
+from objectstore.storage.datadir import DataDirInUse
+from objectstore.storage.store import Store
 
 
 @pytest.fixture
