@@ -1,4 +1,4 @@
-"""Make a bundle from an image, as euca2ools 3.1+ does (bundle-format.md §1-§5).
+"""Make a bundle from an image, as euca2ools 3.1+ does (docs/bundle-format.md §1-§5).
 
     image -> tar (one GNU member) -> SHA1 -> gzip -6 -> AES-128-CBC -> parts
     -> manifest, signed with the user's key

@@ -1,4 +1,4 @@
-"""Keys, certificates, key wrapping, signatures and the AES stream of a bundle (bundle-format.md §2.4, §3, §5)."""
+"""Keys, certificates, key wrapping, signatures and the AES stream of a bundle (docs/bundle-format.md §2.4, §3, §5)."""
 
 import datetime
 import re

@@ -1,4 +1,4 @@
-"""The bundle manifest: parse it safely and decide the image type (bundle-format.md §4-§7, §9).
+"""The bundle manifest: parse it safely and decide the image type (docs/bundle-format.md §4-§7, §9).
 
 Parsing is strict about what could hurt (DTDs, sizes, counts, part names, a
 second <image> that a signature check and a parser might see differently) and

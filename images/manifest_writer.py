@@ -1,4 +1,4 @@
-"""Write a bundle manifest exactly as euca2ools 3.1+ does (bundle-format.md §4.2, §5)."""
+"""Write a bundle manifest exactly as euca2ools 3.1+ does (docs/bundle-format.md §4.2, §5)."""
 
 from lxml import etree
 

@@ -1,4 +1,4 @@
-"""The tar stream of a bundle, written as euca2ools 3.1+ writes it (bundle-format.md §2.1)."""
+"""The tar stream of a bundle, written as euca2ools 3.1+ writes it (docs/bundle-format.md §2.1)."""
 
 import tarfile
 

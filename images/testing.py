@@ -1,6 +1,6 @@
 """Builders of hostile and unusual bundles, for this package's tests and the registry's.
 
-Every hostile case of bundle-format.md §10 and RELIABILITY.md row 14 takes a
+Every hostile case of docs/bundle-format.md §10 and docs/threat-model.md row 14 takes a
 few lines::
 
     tar = tar_with_members([("../x", b"data")])           # or symlink(...), device(...), ...

@@ -13,7 +13,7 @@ _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # The store's spool folder. Bucket names never become paths here, but a
 # bucket named like an internal folder is the confusion behind MinIO's
-# CVE-2023-28434 (RELIABILITY.md rows 12 and 13); refusing it keeps any
+# CVE-2023-28434 (docs/threat-model.md rows 12 and 13); refusing it keeps any
 # future backend that maps buckets to folders out of that trap.
 _RESERVED_NAMES = frozenset({"tmp"})
 

@@ -133,7 +133,7 @@ async def test_get_streaming_the_old_version_reads_it_whole_across_an_overwrite(
     assert content == new
 
 
-# -- no-ops write nothing (RELIABILITY #28) ----------------------------------------
+# -- no-ops write nothing (docs/threat-model.md, threat 28) ----------------------------------------
 
 
 def disk_state(server):

@@ -1,6 +1,6 @@
 """Hostile bundles registered through the live server: each fails (or is refused) with its reason.
 
-Every case of bundle-format.md §10 and RELIABILITY.md rows 14-15. Besides
+Every case of docs/bundle-format.md §10 and docs/threat-model.md rows 14-15. Besides
 the reason, each checks that nothing appeared anywhere outside the image's
 own folder (which is gone too), and that the registry stays up.
 """

@@ -298,7 +298,7 @@ def test_signatures_are_compared_in_constant_time(authenticator, monkeypatch):
 
 
 def test_no_signature_is_compared_with_equals():
-    """A grep, as RELIABILITY #18 asks: signatures go through hmac.compare_digest only."""
+    """A grep, as docs/threat-model.md threat 18 asks: signatures go through hmac.compare_digest only."""
     import inspect
     import re
 

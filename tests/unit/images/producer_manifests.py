@@ -1,4 +1,4 @@
-"""Hand-written manifests in the shapes each known producer writes (bundle-format.md §9).
+"""Hand-written manifests in the shapes each known producer writes (docs/bundle-format.md §9).
 
 Values are stand-ins (the hex is well-formed, the keys wrap nothing); the
 signature placeholder is replaced by a real signature of the raw signed text,
@@ -72,7 +72,7 @@ EUCA2OOLS_30_KERNEL = (
     "<signature>@SIGNATURE@</signature></manifest>"
 )
 
-# The example of bundle-format.md §4.2 (euca2ools 3.1-3.4), hex filled in.
+# The example of docs/bundle-format.md §4.2 (euca2ools 3.1-3.4), hex filled in.
 EUCA2OOLS_3X_MACHINE = (
     "<?xml version='1.0' encoding='ASCII'?>\n<manifest><version>2007-10-10</version><bundler>"
     "<name>euca2ools</name><version>3.4.1</version><release>0</release></bundler><machine_configuration>"

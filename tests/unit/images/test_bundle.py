@@ -1,4 +1,4 @@
-"""Bundling writes what euca2ools 3.1+ writes (bundle-format.md §2, §4)."""
+"""Bundling writes what euca2ools 3.1+ writes (docs/bundle-format.md §2, §4)."""
 
 import gzip
 import hashlib

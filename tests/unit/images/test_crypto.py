@@ -1,4 +1,4 @@
-"""Key wrapping, signatures and the AES stream (bundle-format.md §2.4, §3, §5)."""
+"""Key wrapping, signatures and the AES stream (docs/bundle-format.md §2.4, §3, §5)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Decompression bombs stop early, in little time and little memory (bundle-format.md §6.6, §10)."""
+"""Decompression bombs stop early, in little time and little memory (docs/bundle-format.md §6.6, §10)."""
 
 import resource
 import time

@@ -1,4 +1,4 @@
-"""Every producer's manifest shape parses, verifies and yields the same facts (bundle-format.md §9)."""
+"""Every producer's manifest shape parses, verifies and yields the same facts (docs/bundle-format.md §9)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Hostile and malformed manifests are refused with a clear ManifestError (bundle-format.md §5, §6.1-6.2, §10)."""
+"""Hostile and malformed manifests are refused with a clear ManifestError (docs/bundle-format.md §5, §6.1-6.2, §10)."""
 
 import time
 

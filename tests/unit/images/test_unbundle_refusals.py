@@ -1,4 +1,4 @@
-"""Hostile bundles are refused with a clear reason and leave nothing behind (§6, §10; RELIABILITY rows 14-15)."""
+"""Hostile bundles are refused with a clear reason and leave nothing behind (docs/threat-model.md threats 14-15)."""
 
 import hashlib
 import os
