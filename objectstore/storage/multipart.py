@@ -15,6 +15,7 @@ them. Aborting (or expiring) an upload drops its rows and its blobs.
 
 import json
 import secrets
+import sqlite3
 import time
 
 from objectstore.checksums import b64digest, new_checksum
@@ -28,10 +29,12 @@ from objectstore.errors import (
     NoSuchUpload,
 )
 from objectstore.index.database import AfterCommit
+from objectstore.storage import rows
 from objectstore.storage.composite import FULL_OBJECT, composite_checksum, composite_etag, full_object_crc
+from objectstore.storage.disk import Disk
 from objectstore.storage.listing import prefix_end
 from objectstore.storage.records import ObjectInfo, Part, PartListing, Segment, Upload, UploadListing
-from objectstore.storage.writer import copy_body
+from objectstore.storage.writer import ObjectWriter, copy_body
 
 MIN_PART_SIZE = 5 * 1024**2
 MAX_PART_SIZE = 5 * 1024**3
@@ -64,10 +67,10 @@ def check_part_number(number):
 
 
 class Multipart:
-    """The multipart operations of a Store (which it shares: files, writer, garbage)."""
+    """The multipart verbs of the disk backend (``contract.MultipartUploads``), beside Store on the same Disk."""
 
-    def __init__(self, store):
-        self._store = store
+    def __init__(self, disk: Disk) -> None:
+        self._disk = disk
 
     # -- uploads -----------------------------------------------------------
 
@@ -78,7 +81,7 @@ class Multipart:
         upload = Upload(new_upload_id(now), bucket, key, initiator, owner, acl, headers, metadata, algorithm, kind, now)
 
         def create(conn):
-            self._store._require_bucket(conn, bucket)
+            rows.require_bucket(conn, bucket)
             conn.execute(
                 f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -97,18 +100,18 @@ class Multipart:
             )
             return upload
 
-        return await self._store._write(create)
+        return await self._disk.write(create)
 
     def get(self, upload_id, bucket, key):
         """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
-        return _upload_of(self._store.index.reader(), upload_id, bucket, key)
+        return _upload_of(self._disk.reader(), upload_id, bucket, key)
 
     async def abort(self, upload_id, bucket, key):
         def abort(conn):
             _upload_of(conn, upload_id, bucket, key)
-            return AfterCommit(None, self._store._discard(self.drop_uploads(conn, [upload_id])))
+            return AfterCommit(None, self._disk.discard(self.drop_uploads(conn, [upload_id])))
 
-        await self._store._write(abort)
+        await self._disk.write(abort)
 
     async def expire(self, max_age, now=None):
         """Abort every upload started more than *max_age* seconds before *now*; how many there were."""
@@ -116,11 +119,11 @@ class Multipart:
 
         def sweep(conn):
             ids = [i for (i,) in conn.execute("SELECT id FROM uploads WHERE created < ?", (cutoff,))]
-            return AfterCommit(len(ids), self._store._discard(self.drop_uploads(conn, ids)))
+            return AfterCommit(len(ids), self._disk.discard(self.drop_uploads(conn, ids)))
 
-        return await self._store._write(sweep)
+        return await self._disk.write(sweep)
 
-    def drop_uploads(self, conn, upload_ids):
+    def drop_uploads(self, conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
         """Delete uploads and their parts (in a write); the blobs that are garbage now."""
         blobs: list = []
         for upload_id in upload_ids:
@@ -128,13 +131,18 @@ class Multipart:
         ids = [(upload_id,) for upload_id in upload_ids]
         conn.executemany("DELETE FROM parts WHERE upload = ?", ids)
         conn.executemany("DELETE FROM uploads WHERE id = ?", ids)
-        conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
+        rows.mark_garbage(conn, blobs)
         return blobs
+
+    def drop_bucket_uploads(self, conn: sqlite3.Connection, bucket: str) -> list[str]:
+        """Delete every upload of *bucket* (in the write deleting it); the blobs that are garbage now."""
+        ids = [upload_id for (upload_id,) in conn.execute("SELECT id FROM uploads WHERE bucket = ?", (bucket,))]
+        return self.drop_uploads(conn, ids)
 
     # -- parts -------------------------------------------------------------
 
-    def new_part_writer(self):
-        return self._store.new_writer(PART_INLINE_LIMIT)
+    def new_part_writer(self) -> ObjectWriter:
+        return self._disk.new_writer(PART_INLINE_LIMIT)
 
     async def upload_part(self, upload, number, writer, checksums):
         """Record what *writer* received as part *number* of *upload*, replacing any part of that number."""
@@ -148,8 +156,7 @@ class Multipart:
         upload's algorithm) on the way.
         """
         check_part_number(number)
-        store = self._store
-        writer, checksums = await store.in_thread(_copy_range, store.files, body, start, length, upload)
+        writer, checksums = await self._disk.in_thread(_copy_range, self._disk.files, body, start, length, upload)
         return await self._record_part(upload, number, writer, checksums)
 
     async def _record_part(self, upload, number, writer, checksums):
@@ -157,7 +164,6 @@ class Multipart:
             writer.write(b"")  # an empty part still gets its (empty) blob
         blob = writer.blob
         part = Part(number, writer.size, writer.md5.hexdigest(), time.time(), dict(checksums))
-        store = self._store
 
         def record(conn):
             # The upload may have been completed or aborted while the part arrived.
@@ -169,18 +175,12 @@ class Multipart:
                 (upload.id, number, blob, part.size, part.etag, json.dumps(part.checksums), part.modified),
             )
             replaced = [old[0]] if old else []
-            conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in replaced])
-            discard = store._discard(replaced)
-
-            def publish():
-                store.files.move_home(blob)
-                discard()
-
-            return AfterCommit(part, publish)
+            rows.mark_garbage(conn, replaced)
+            return self._disk.publish(part, [blob], replaced)
 
         try:
             # The blob is synced in the batch that commits its row, as an object's is.
-            return await store._write(record, prepare=writer.sync)
+            return await self._disk.write(record, prepare=writer.sync)
         except BaseException:
             writer.abort()
             raise
@@ -189,7 +189,7 @@ class Multipart:
         """A Deferred PartListing of *upload*'s parts numbered above *marker*."""
 
         def scan():
-            conn = self._store.index.reader()
+            conn = self._disk.reader()
             _upload_of(conn, upload.id, upload.bucket, upload.key)
             rows = conn.execute(
                 "SELECT number, size, etag, modified, checksum FROM parts WHERE upload = ? AND number > ?"
@@ -199,17 +199,17 @@ class Multipart:
             parts = [Part(n, size, etag, modified, json.loads(c)) for n, size, etag, modified, c in rows[:max_parts]]
             return PartListing(parts, len(rows) > max_parts, parts[-1].number if parts else marker)
 
-        return self._store.in_thread(scan)
+        return self._disk.in_thread(scan)
 
     def list_uploads(self, bucket, prefix="", delimiter="", key_marker="", upload_id_marker="", max_uploads=1000):
         """A Deferred UploadListing of *bucket*'s uploads in progress, by key then age."""
 
         def scan():
-            conn = self._store.index.reader()
-            self._store._require_bucket(conn, bucket)
+            conn = self._disk.reader()
+            rows.require_bucket(conn, bucket)
             return list_uploads(conn, bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
 
-        return self._store.in_thread(scan)
+        return self._disk.in_thread(scan)
 
     # -- completing --------------------------------------------------------
 
@@ -220,7 +220,6 @@ class Multipart:
         (``(algorithm, value)`` of the whole object), when given, must
         match what the parts make.
         """
-        store = self._store
 
         def complete(conn):
             upload = _upload_of(conn, upload_id, bucket, key)
@@ -245,16 +244,16 @@ class Multipart:
                 segments=tuple(Segment(blob, 0, size) for blob, size, _, _ in chosen),
             )
             _check_expectations(info, expected_size, expected_checksum)
-            replaced = store._swap_row(conn, info)
+            replaced = rows.swap_object_row(conn, info)
             used = {blob for blob, _, _, _ in chosen}
             unused = [blob for blob, _, _, _ in stored.values() if blob not in used]
             conn.execute("DELETE FROM parts WHERE upload = ?", (upload_id,))
             conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-            conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in unused])
+            rows.mark_garbage(conn, unused)
             # The parts' blobs are home already: each part's own commit moved it.
-            return AfterCommit(info, store._discard(replaced + unused))
+            return AfterCommit(info, self._disk.discard(replaced + unused))
 
-        return await store._write(complete)
+        return await self._disk.write(complete)
 
 
 def choose_parts(upload, requested, stored):

@@ -912,7 +912,7 @@ def _sparse_parts(store, upload_id, count, size, etag):
 
     from twisted.internet import reactor, threads
 
-    threads.blockingCallFromThread(reactor, store._write, insert)
+    threads.blockingCallFromThread(reactor, store.disk.write, insert)
 
 
 # -- libcloud ---------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ async def test_completing_10000_parts_is_one_quick_write(store):
             rows,
         )
 
-    await store._write(insert)
+    await store.disk.write(insert)
     started = time.monotonic()
     info = await store.multipart.complete(upload.id, "b", "k", [RequestedPart(n, etag) for n in range(1, 10_001)])
     elapsed = time.monotonic() - started
@@ -365,7 +365,7 @@ async def test_expire_aborts_uploads_older_than_the_age_and_frees_their_parts(st
     aborted = await store.multipart.expire(7 * DAY, now=now + 7 * DAY - 1)
     assert aborted == 0
     # The old one started a day earlier: six days and a second later, it is seven days and a second old.
-    await store._write(
+    await store.disk.write(
         lambda conn: conn.execute("UPDATE uploads SET created = created - ? WHERE id = ?", (DAY, old.id))
     )
     aborted = await store.multipart.expire(7 * DAY, now=now + 6 * DAY + 1)
