@@ -22,8 +22,8 @@ from objectstore.registry.registrar import Registrar
 from objectstore.startup import PROGRAM, CannotServe, StartupError, check_data_dir, report_cannot_serve
 from objectstore.storage.datadir import DataDirInUse
 from objectstore.storage.store import Store
-from objectstore.web.request import S3Site
 from objectstore.web.root import S3
+from objectstore.web.site import S3Site
 
 log = Logger()
 DAY = 24 * 3600

@@ -10,17 +10,16 @@ destination as it arrives.
 import io
 import os
 import random
-import re
 import time
 from urllib.parse import parse_qs
 
 from twisted.internet import reactor
 from twisted.python.failure import Failure
-from twisted.web import http, server
-from twisted.web.http import combinedLogFormatter, datetimeToString
-from twisted.web.http_headers import Headers
+from twisted.web import server
+from twisted.web.http import datetimeToString
 
 from objectstore.web import twisted_internals as internals
+from objectstore.web.channel import send_at_once
 from objectstore.web.errors import as_s3_error, write_error
 
 # Bodies above this size are read in BIG_READ gulps.
@@ -125,7 +124,7 @@ class S3Request(server.Request):
             # first piece of more to come: if what follows fails (a blob
             # shorter than its record), the connection is cut before any
             # header left (see streaming.BodyProducer).
-            _send_at_once(self.channel, super().write, data)
+            send_at_once(self.channel, super().write, data)
         else:
             super().write(data)
 
@@ -138,7 +137,7 @@ class S3Request(server.Request):
             super().finish()
         else:
             # An answer without a body (most PUTs): headers only.
-            _send_at_once(self.channel, super().finish)
+            send_at_once(self.channel, super().finish)
 
     def processingFailed(self, reason):
         write_error(self, as_s3_error(reason, self))
@@ -230,145 +229,3 @@ def parse_query(query):
         return {}
     parsed = parse_qs(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
     return {name.encode("latin-1"): [v.encode("latin-1") for v in values] for name, values in parsed.items()}
-
-
-# Query parameters that grant access on their own (presigned URLs): an access
-# log that kept them would hand out a working URL to anyone who reads it.
-_BEARER_PARAMETERS = re.compile(rb"([?&](?:X-Amz-Signature|Signature|X-Amz-Security-Token)=)[^&]*", re.IGNORECASE)
-
-
-def redact_query(uri):
-    return _BEARER_PARAMETERS.sub(rb"\1REDACTED", uri)
-
-
-class _RedactedRequest:
-    """A request as the access log sees it: the same, but for its signature and its referrer's."""
-
-    def __init__(self, request):
-        self._request = request
-        self.uri = redact_query(request.uri)
-
-    def getHeader(self, name):
-        value = self._request.getHeader(name)
-        # A page that linked to a presigned URL may itself be one.
-        if value is not None and name.lower() == b"referer":
-            return redact_query(value)
-        return value
-
-    def __getattr__(self, name):
-        return getattr(self._request, name)
-
-
-def access_log_line(timestamp, request):
-    """Twisted's combined log line, without presigned URL signatures."""
-    return combinedLogFormatter(timestamp, _RedactedRequest(request))
-
-
-def _send_at_once(channel, write, *args):
-    """Run ``write(*args)``, sending what it writes to *channel* at once (see S3Channel.corked)."""
-    corked = getattr(channel, "corked", None)
-    if corked is None:
-        write(*args)
-    else:
-        corked(write, *args)
-
-
-class S3Channel(http.HTTPChannel):
-    """HTTP/1.1 that costs fewer system calls per request than Twisted's.
-
-    Twisted's Request asks its channel for both of the connection's
-    addresses when it is made (the local one costs a getsockname() every
-    time): they are looked up once per connection. And a small answer is
-    sent by the call that writes it (see ``corked``), not at the reactor's
-    next turn.
-    """
-
-    _host = _peer = None
-    # While ``corked`` runs: what is written, to send in one piece.
-    _chunks = None
-
-    def corked(self, write, *args):
-        """Run ``write(*args)`` and send what it writes at once, with one send().
-
-        Twisted queues every write until epoll reports the socket writable:
-        two epoll_ctl() calls (watch for writability, then stop watching) and
-        a pass through the reactor loop per answer. When nothing is queued
-        before it, what the socket takes now goes now (all of a small
-        answer); the rest is queued the usual way, after it.
-        """
-        if self._chunks is not None or not internals.sendable_now(self.transport):
-            # Nested (a pipelined request answered meanwhile): the outer call
-            # sends. Not plain TCP (TLS), or data queued: the usual way.
-            write(*args)
-            return
-        self._chunks = []
-        try:
-            write(*args)
-        finally:
-            chunks, self._chunks = self._chunks, None
-            if chunks:
-                internals.send_now(self.transport, chunks)
-
-    def writeHeaders(self, version, code, reason, headers):
-        if self._chunks is None or not isinstance(headers, Headers):
-            super().writeHeaders(version, code, reason, headers)
-            return
-        chunks = self._chunks
-        chunks += (version, b" ", code, b" ", reason, b"\r\n")
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                chunks += (name, b": ", value, b"\r\n")
-        chunks.append(b"\r\n")
-
-    def write(self, data):
-        if self._chunks is None:
-            super().write(data)
-        else:
-            self._chunks.append(data)
-
-    def writeSequence(self, iovec):
-        if self._chunks is None:
-            super().writeSequence(iovec)
-        else:
-            self._chunks.extend(iovec)
-
-    def getHost(self):
-        if self._host is None:
-            self._host = super().getHost()
-        return self._host
-
-    def getPeer(self):
-        if self._peer is None:
-            self._peer = super().getPeer()
-        return self._peer
-
-
-def _s3_channel(site):
-    # Twisted's own factory, with S3Channel in place of HTTPChannel (the
-    # wrapper still switches to HTTP/2 where TLS negotiates it).
-    return internals.generic_channel(S3Channel())
-
-
-class S3Site(server.Site):
-    """The HTTP site; *access_log*: a file path, "-" for the twistd log, or None for none.
-
-    Access logging is off unless asked for: formatting and writing a line
-    per request costs about a tenth of a small GET.
-    """
-
-    requestFactory = S3Request
-    protocol = _s3_channel
-    # Idle connections go away after a minute (slowloris); a request being
-    # processed is not subject to it.
-    timeOut = 60
-    # No "Starting factory <S3Site object at 0x…>" lines: the server logs where it serves (service.Server).
-    noisy = False
-
-    def __init__(self, resource, *args, access_log=None, logFormatter=access_log_line, **kwargs):
-        logPath = access_log if access_log not in (None, "-") else None
-        super().__init__(resource, *args, logPath=logPath, logFormatter=logFormatter, **kwargs)
-        self.access_log = access_log
-
-    def log(self, request):
-        if self.access_log is not None:
-            super().log(request)

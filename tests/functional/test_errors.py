@@ -337,7 +337,7 @@ async def test_access_log_is_off_by_default_and_writes_to_a_file_when_asked(serv
 
     from twisted.web.test.requesthelper import DummyChannel
 
-    from objectstore.web.request import S3Site
+    from objectstore.web.site import S3Site
 
     path = tmp_path / "access.log"
     site = S3Site(server.site.resource, access_log=str(path))

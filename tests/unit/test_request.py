@@ -13,8 +13,10 @@ from twisted.internet.testing import StringTransport
 from twisted.web import http
 
 from objectstore.errors import NoSuchBucket
+from objectstore.web.access_log import redact_query
 from objectstore.web.body import BufferedBody
-from objectstore.web.request import S3Request, S3Site, parse_query, redact_query
+from objectstore.web.request import S3Request, parse_query
+from objectstore.web.site import S3Site
 
 PUT_HEAD = b"PUT /bucket/key?acl HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
 

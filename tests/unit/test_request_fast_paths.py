@@ -17,7 +17,9 @@ from twisted.internet.threads import deferToThread
 from twisted.web.http import datetimeToString
 
 from objectstore.errors import NoSuchBucket
-from objectstore.web.request import S3Channel, S3Site, http_date_now, new_request_id
+from objectstore.web.channel import S3Channel
+from objectstore.web.request import http_date_now, new_request_id
+from objectstore.web.site import S3Site
 
 
 class CountingTransport(StringTransport):
