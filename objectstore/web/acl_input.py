@@ -136,7 +136,7 @@ def requested_policy(request, owner, credentials, bucket_owner=None):
     Headers and a document together are refused, as S3 refuses them, and so
     is a request with neither.
     """
-    body = request.body.value()
+    body = request.received.document_bytes()
     from_headers = acl_from_headers(acl_headers(request), owner, credentials, bucket_owner)
     if from_headers is not None:
         if body.strip():

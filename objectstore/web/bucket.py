@@ -27,6 +27,7 @@ from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_head
 from objectstore.web.body import BufferedBody, parse_content_md5
 from objectstore.web.formats import acl_document
 from objectstore.web.multipart import list_multipart_uploads
+from objectstore.web.received import Received
 from objectstore.web.resource import S3Resource, arg, operation, send_empty, send_xml
 
 DELETE_BODY_LIMIT = 2 * 1024 * 1024
@@ -59,7 +60,7 @@ class BucketResource(S3Resource):
     async def create_bucket(self, request):
         user = require_user(request)
         check_bucket_name(self.name)
-        region = self._location(request.body.value())
+        region = self._location(request.received.document_bytes())
         acl = acl_from_headers(acl_headers(request), user.id, self.app.credentials) or acls.canned("private", user.id)
         await self.store.create_bucket(self.name, user.id, region, acl)
         request.setHeader(b"Location", b"/" + self.name.encode())
@@ -141,12 +142,13 @@ class BucketResource(S3Resource):
     # -- DeleteObjects -----------------------------------------------------
 
     def receive_delete_objects(self, request, length):
-        return BufferedBody(DELETE_BODY_LIMIT, content_md5=parse_content_md5(request.getHeaderText(b"Content-MD5")))
+        content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
+        return Received.of_document(BufferedBody(DELETE_BODY_LIMIT, content_md5=content_md5))
 
     @operation("POST", "delete")
     async def delete_objects(self, request):
         self.bucket(request, acls.WRITE)
-        root = xmlio.parse(request.body.value(), DELETE_BODY_LIMIT)
+        root = xmlio.parse(request.received.document_bytes(), DELETE_BODY_LIMIT)
         if xmlio.local(root) != "Delete":
             raise MalformedXML()
         quiet = (xmlio.child_text(root, "Quiet", "false") or "").strip().lower() == "true"
@@ -192,7 +194,7 @@ class BucketResource(S3Resource):
         # Refused before the document is read when the caller may not change the ACL.
         self.bucket(request, acls.WRITE_ACP)
         content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        return BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5)
+        return Received.of_document(BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5))
 
     @operation("PUT", "acl")
     async def put_acl(self, request):

@@ -16,6 +16,7 @@ from objectstore.registry.records import visible_to
 from objectstore.web.access import require_user
 from objectstore.web.body import BufferedBody
 from objectstore.web.formats import iso8601
+from objectstore.web.received import Received
 from objectstore.web.resource import S3Resource, client_gone, operation
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -32,7 +33,7 @@ class Ec2Resource(S3Resource):
     resource_type = "EC2"
 
     def receive_query(self, request, length):
-        return BufferedBody(FORM_LIMIT, too_large=lambda: InvalidParameterValue("The request is too large."))
+        return Received.of_document(BufferedBody(FORM_LIMIT, too_large=_form_too_large))
 
     @operation("GET")
     async def query(self, request):
@@ -89,8 +90,12 @@ class Params:
         return [(names[n], self.numbered(f"Filter.{n}.Value")) for n in sorted(names)]
 
 
+def _form_too_large():
+    return InvalidParameterValue("The request is too large.")
+
+
 def _body(request):
-    return request.body.value() if isinstance(request.body, BufferedBody) else b""
+    return request.received.document_bytes()
 
 
 def _parameters(request):

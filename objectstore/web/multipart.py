@@ -22,6 +22,7 @@ from objectstore.web.conditions import check_conditions
 from objectstore.web.formats import iso8601, owner_element
 from objectstore.web.listing import _text as text_element
 from objectstore.web.listing import encoder_of
+from objectstore.web.received import Received
 from objectstore.web.resource import arg, operation, send_empty, send_xml
 from objectstore.web.upload_input import content_headers, copy_source, lower_headers, no_copy_body
 
@@ -258,24 +259,28 @@ class MultipartOperations:
         """Refused before its body: no write access, no such upload, a bad part number or declaration."""
         bucket = self.store.get_bucket(self.bucket_name)
         require(request, bucket.acl, acls.WRITE)
-        request.part_number = part_number_of(request)
-        upload = request.multipart_upload = self._upload(request)
+        number = part_number_of(request)
+        upload = self._upload(request)
         if request.getHeader(b"x-amz-copy-source") is not None:
-            return no_copy_body()
+            return Received.of_document(no_copy_body(), multipart_upload=upload, part_number=number)
         # Framed, sized and checked exactly as a PutObject body (the limit, 5 GiB, is the same).
-        return self._receive_upload_body(
+        received = self._receive_upload_body(
             request,
             length,
             self.store.multipart.new_part_writer,
             checksum_for=lambda declared: part_checksum(upload, declared),
         )
+        received.multipart_upload, received.part_number = upload, number
+        return received
 
     @operation("PUT", "uploadId")
     async def upload_part(self, request):
-        upload, number = request.multipart_upload, request.part_number
+        received = request.received
+        upload, number = received.multipart_upload, received.part_number
         if request.getHeader(b"x-amz-copy-source") is not None:
             return await self._upload_part_copy(request, upload, number)
-        part = await self.store.multipart.upload_part(upload, number, request.upload.writer, request.upload.checksums)
+        body = received.upload
+        part = await self.store.multipart.upload_part(upload, number, body.writer, body.checksums)
         request.setHeader(b"ETag", part.quoted_etag.encode())
         checksum_headers(request, part.checksums)
         send_empty(request)
@@ -311,11 +316,11 @@ class MultipartOperations:
         bucket = self.store.get_bucket(self.bucket_name)
         require(request, bucket.acl, acls.WRITE)
         self._upload(request)  # NoSuchUpload before the document is read
-        return BufferedBody(COMPLETE_BODY_LIMIT)
+        return Received.of_document(BufferedBody(COMPLETE_BODY_LIMIT))
 
     @operation("POST", "uploadId")
     async def complete_multipart_upload(self, request):
-        requested = parse_complete(request.body.value())
+        requested = parse_complete(request.received.document_bytes())
         info = await self.store.multipart.complete(
             arg(request, "uploadId", ""),
             self.bucket_name,

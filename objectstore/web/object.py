@@ -20,6 +20,7 @@ from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum,
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
 from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
 from objectstore.web.multipart import MultipartOperations, checksum_headers, part_number_of
+from objectstore.web.received import Received
 from objectstore.web.resource import S3Resource, arg, client_gone, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
 from objectstore.web.upload_input import (
@@ -62,14 +63,16 @@ class ObjectResource(MultipartOperations, S3Resource):
         """Everything that can refuse an upload is checked here, before its body."""
         bucket = self.store.get_bucket(self.bucket_name)
         require(request, bucket.acl, acls.WRITE)
-        request.upload_acl = self._canned_acl(request, bucket)
-        request.upload_headers, request.upload_metadata = content_headers(request)
+        acl = self._canned_acl(request, bucket)
+        headers, metadata = content_headers(request)
         if request.getHeader(b"x-amz-copy-source") is not None:
-            return no_copy_body()
-        return self._receive_upload_body(request, length, self.store.new_writer)
+            return Received.of_document(no_copy_body(), acl=acl, headers=headers, metadata=metadata)
+        received = self._receive_upload_body(request, length, self.store.new_writer)
+        received.acl, received.headers, received.metadata = acl, headers, metadata
+        return received
 
     def _receive_upload_body(self, request, length, new_writer, checksum_for=None):
-        """The sink an upload's body (a PutObject's, an UploadPart's) is written to; ``request.upload`` behind it.
+        """Where an upload's body (a PutObject's, an UploadPart's) goes: ``received.upload``, maybe behind a decoder.
 
         Everything the headers can refuse is refused here, before the body:
         no length, too large (5 GiB, for an object as for a part), a
@@ -91,11 +94,11 @@ class ObjectResource(MultipartOperations, S3Resource):
             raise MalformedTrailerError()
         if checksum_for is not None:
             checksum = checksum_for(checksum)
-        request.upload = UploadBody(new_writer(), content_md5=md5, checksum=checksum)
+        upload = UploadBody(new_writer(), content_md5=md5, checksum=checksum)
         if framed:
             observers = [*request.auth.chunk_observers(), TrailerChecksum(checksum)]
-            return AwsChunkedDecoder(request.upload, decoded_length=size, observers=observers)
-        return request.upload
+            return Received(AwsChunkedDecoder(upload, decoded_length=size, observers=observers), upload=upload)
+        return Received(upload, upload=upload)
 
     def _canned_acl(self, request, bucket):
         """The ACL an upload or copy asks for (x-amz-acl or x-amz-grant-*); private if none."""
@@ -108,15 +111,16 @@ class ObjectResource(MultipartOperations, S3Resource):
     async def put_object(self, request):
         if request.getHeader(b"x-amz-copy-source") is not None:
             return await self.copy_object(request)
+        received = request.received
         info = await self.store.put_object(
             self.bucket_name,
             self.key,
-            request.upload.writer,
-            owner=request.upload_acl["owner"],
-            acl=request.upload_acl,
-            headers=request.upload_headers,
-            metadata=request.upload_metadata,
-            checksums=request.upload.checksums,
+            received.upload.writer,
+            owner=received.acl["owner"],
+            acl=received.acl,
+            headers=received.headers,
+            metadata=received.metadata,
+            checksums=received.upload.checksums,
         )
         request.setHeader(b"ETag", info.quoted_etag.encode())
         _checksum_headers(request, info)
@@ -159,10 +163,10 @@ class ObjectResource(MultipartOperations, S3Resource):
                 "changing the object's metadata, storage class, website redirect location or encryption attributes."
             )
         if directive == "REPLACE":
-            headers, metadata = request.upload_headers, request.upload_metadata
+            headers, metadata = request.received.headers, request.received.metadata
         else:
             headers, metadata = source.headers, source.metadata
-        acl = request.upload_acl
+        acl = request.received.acl
         return await self.store.copy_object(
             source, body, self.bucket_name, self.key, owner=acl["owner"], acl=acl, headers=headers, metadata=metadata
         )
@@ -228,7 +232,7 @@ class ObjectResource(MultipartOperations, S3Resource):
         info = self.store.get_object(self.bucket_name, self.key)
         require(request, info.acl, acls.WRITE_ACP)
         content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
-        return BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5)
+        return Received.of_document(BufferedBody(ACL_BODY_LIMIT, too_large=MalformedACLError, content_md5=content_md5))
 
     @operation("PUT", "acl")
     async def put_acl(self, request):

@@ -11,6 +11,7 @@ import io
 import os
 import random
 import time
+from typing import Any, Optional
 from urllib.parse import parse_qs
 
 from twisted.internet import reactor
@@ -18,9 +19,11 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.http import datetimeToString
 
+from objectstore.bodysink import BodySink
 from objectstore.web import twisted_internals as internals
 from objectstore.web.channel import send_at_once
 from objectstore.web.errors import as_s3_error, write_error
+from objectstore.web.received import Received
 
 # Bodies above this size are read in BIG_READ gulps.
 LARGE_BODY = 1024 * 1024
@@ -28,12 +31,20 @@ BIG_READ = 256 * 1024
 
 
 class S3Request(server.Request):
-    # Set in gotLength: the leaf resource that will answer, what it makes
-    # of the body, and where the body is written (the body itself, or the
-    # body behind a check of its signed SHA-256).
-    resource = None
-    body = None
-    sink = None
+    # Set in gotLength, by the router (web/root.py): who is calling and what
+    # they name; by the resource's prepare (web/resource.py): the operation
+    # that will answer and what its receive step decided; and here: where the
+    # body is written (the operation's sink, maybe behind a check of the
+    # signed SHA-256).
+    auth: Any = None
+    caller: Any = None
+    api: str = "s3"
+    bucket_name: Optional[str] = None
+    key: Optional[str] = None
+    resource: Any = None
+    operation: Any = None
+    received: Optional[Received] = None
+    sink: Optional[BodySink] = None
     # An S3Error found before the body: answered once the request is processed.
     pending_error = None
     refused = False
@@ -44,7 +55,7 @@ class S3Request(server.Request):
         super().__init__(*args, **kwargs)
         self.request_id = new_request_id()
         self.content = io.BytesIO()
-        self.received = 0
+        self.bytes_received = 0
 
     # -- the channel's calls, in order --------------------------------------
 
@@ -61,7 +72,7 @@ class S3Request(server.Request):
             self.resource = self.site.resource.resourceFor(self)
             self.resource.prepare(self, self.declared_length)
             # A V4 signature over the body's SHA-256 is checked as the body streams by.
-            self.sink = self.auth.checked_body(self.body)
+            self.sink = self.auth.checked_body(self.received.sink)
         except BaseException:
             error = as_s3_error(Failure(), self)
             if self._body_expected(length) or self._body_announced():
@@ -88,7 +99,7 @@ class S3Request(server.Request):
     def handleContentChunk(self, data):
         if self.refused:
             return
-        self.received += len(data)
+        self.bytes_received += len(data)
         try:
             self.sink.write(data)
         except BaseException:

@@ -14,6 +14,7 @@ from objectstore import xmlio
 from objectstore.errors import MethodNotAllowed, NotImplementedOperation
 from objectstore.web.body import BufferedBody
 from objectstore.web.errors import as_s3_error, write_error
+from objectstore.web.received import Received
 
 # Query parameters that name a sub-resource (an operation other than the
 # plain one), in the order they decide when several are present.
@@ -111,7 +112,8 @@ class S3Resource(Resource):
             raise MethodNotAllowed(Method=request.method.decode("latin-1"), ResourceType=self.resource_type)
         request.operation = handler
         receive = getattr(self, "receive_" + handler.__name__, None)
-        request.body = receive(request, length) if receive else BufferedBody(DEFAULT_BODY_LIMIT)
+        default = Received.of_document
+        request.received = receive(request, length) if receive else default(BufferedBody(DEFAULT_BODY_LIMIT))
 
     def render(self, request):
         ensureDeferred(self._answer(request))

@@ -15,6 +15,7 @@ from twisted.web import http
 from objectstore.errors import NoSuchBucket
 from objectstore.web.access_log import redact_query
 from objectstore.web.body import BufferedBody
+from objectstore.web.received import Received
 from objectstore.web.request import S3Request, parse_query
 from objectstore.web.site import S3Site
 
@@ -105,10 +106,10 @@ class StubLeaf:
         self.prepared = []
 
     def prepare(self, request, length):
-        self.prepared.append((request.method, request.path, request.args, length, request.received))
+        self.prepared.append((request.method, request.path, request.args, length, request.bytes_received))
         if self.refuse_with is not None:
             raise self.refuse_with
-        request.body = BufferedBody(1024)
+        request.received = Received.of_document(BufferedBody(1024))
 
 
 class StubRoot:
