@@ -17,6 +17,10 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Sequence
+from typing import Optional
+
+from twisted.internet.defer import Deferred
 
 from objectstore.checksums import b64digest, new_checksum
 from objectstore.errors import (
@@ -31,9 +35,10 @@ from objectstore.errors import (
 from objectstore.index.database import AfterCommit
 from objectstore.storage import rows
 from objectstore.storage.composite import FULL_OBJECT, composite_checksum, composite_etag, full_object_crc
+from objectstore.storage.contract import BodyReader
 from objectstore.storage.disk import Disk
 from objectstore.storage.listing import prefix_end
-from objectstore.storage.records import ObjectInfo, Part, PartListing, Segment, Upload, UploadListing
+from objectstore.storage.records import ObjectInfo, Part, PartListing, RequestedPart, Segment, Upload, UploadListing
 from objectstore.storage.writer import ObjectWriter, copy_body
 
 MIN_PART_SIZE = 5 * 1024**2
@@ -52,12 +57,12 @@ _UPLOAD_COLUMNS = (
 )
 
 
-def new_upload_id(now):
+def new_upload_id(now: float) -> str:
     """A random upload id that starts with its creation time, so ids of one key sort oldest first."""
     return f"{int(now * 1_000_000):014x}{secrets.token_urlsafe(24)}"
 
 
-def check_part_number(number):
+def check_part_number(number: int) -> None:
     if not 1 <= number <= MAX_PARTS:
         raise InvalidArgument(
             f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
@@ -74,7 +79,18 @@ class Multipart:
 
     # -- uploads -----------------------------------------------------------
 
-    async def create(self, bucket, key, *, initiator, owner, acl, headers, metadata, checksum=(None, None)):
+    async def create(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        initiator: str,
+        owner: str,
+        acl: dict,
+        headers: dict,
+        metadata: dict,
+        checksum: tuple = (None, None),
+    ) -> Upload:
         """Start an upload of ``bucket/key``; *checksum*: (algorithm, type) its parts carry, or Nones."""
         now = time.time()
         algorithm, kind = checksum
@@ -102,18 +118,18 @@ class Multipart:
 
         return await self._disk.write(create)
 
-    def get(self, upload_id, bucket, key):
+    def get(self, upload_id: str, bucket: str, key: str) -> Upload:
         """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
         return _upload_of(self._disk.reader(), upload_id, bucket, key)
 
-    async def abort(self, upload_id, bucket, key):
+    async def abort(self, upload_id: str, bucket: str, key: str) -> None:
         def abort(conn):
             _upload_of(conn, upload_id, bucket, key)
             return AfterCommit(None, self._disk.discard(self.drop_uploads(conn, [upload_id])))
 
         await self._disk.write(abort)
 
-    async def expire(self, max_age, now=None):
+    async def expire(self, max_age: float, now: Optional[float] = None) -> int:
         """Abort every upload started more than *max_age* seconds before *now*; how many there were."""
         cutoff = (time.time() if now is None else now) - max_age
 
@@ -144,12 +160,12 @@ class Multipart:
     def new_part_writer(self) -> ObjectWriter:
         return self._disk.new_writer(PART_INLINE_LIMIT)
 
-    async def upload_part(self, upload, number, writer, checksums):
+    async def upload_part(self, upload: Upload, number: int, writer: ObjectWriter, checksums: dict) -> Part:
         """Record what *writer* received as part *number* of *upload*, replacing any part of that number."""
         check_part_number(number)
         return await self._record_part(upload, number, writer, checksums)
 
-    async def copy_part(self, upload, number, body, start, length):
+    async def copy_part(self, upload: Upload, number: int, body: BodyReader, start: int, length: int) -> Part:
         """Part *number* of *upload* made of *length* bytes from *start* of an opened object *body*.
 
         The copy runs in a pool thread, hashed (and checksummed with the
@@ -185,7 +201,7 @@ class Multipart:
             writer.abort()
             raise
 
-    def list_parts(self, upload, marker=0, max_parts=1000):
+    def list_parts(self, upload: Upload, marker: int = 0, max_parts: int = 1000) -> "Deferred[PartListing]":
         """A Deferred PartListing of *upload*'s parts numbered above *marker*."""
 
         def scan():
@@ -201,7 +217,15 @@ class Multipart:
 
         return self._disk.in_thread(scan)
 
-    def list_uploads(self, bucket, prefix="", delimiter="", key_marker="", upload_id_marker="", max_uploads=1000):
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> "Deferred[UploadListing]":
         """A Deferred UploadListing of *bucket*'s uploads in progress, by key then age."""
 
         def scan():
@@ -213,7 +237,15 @@ class Multipart:
 
     # -- completing --------------------------------------------------------
 
-    async def complete(self, upload_id, bucket, key, requested, expected_size=None, expected_checksum=None):
+    async def complete(
+        self,
+        upload_id: str,
+        bucket: str,
+        key: str,
+        requested: Sequence[RequestedPart],
+        expected_size: Optional[int] = None,
+        expected_checksum: Optional[tuple] = None,
+    ) -> ObjectInfo:
         """Make the *requested* parts (RequestedPart, in order) the object ``bucket/key``; its ObjectInfo.
 
         *expected_size* (x-amz-mp-object-size) and *expected_checksum*
@@ -256,7 +288,7 @@ class Multipart:
         return await self._disk.write(complete)
 
 
-def choose_parts(upload, requested, stored):
+def choose_parts(upload: Upload, requested: Sequence[RequestedPart], stored: dict) -> list[tuple]:
     """The stored parts a Complete names, in order, as (blob, size, etag, checksums); or AWS's refusal.
 
     *stored*: part number -> (blob, size, etag, checksums).
@@ -289,7 +321,7 @@ def _same_checksums(stated, stored):
     return all(stored.get(algorithm) == value for algorithm, value in stated.items())
 
 
-def object_checksums(upload, chosen):
+def object_checksums(upload: Upload, chosen: list[tuple]) -> dict:
     """``{algorithm: value}`` of the completed object, from its parts' (empty without an algorithm)."""
     algorithm = upload.checksum_algorithm
     if algorithm is None:
@@ -371,7 +403,15 @@ def _upload(row):
     )
 
 
-def list_uploads(conn, bucket, prefix="", delimiter="", key_marker="", upload_id_marker="", max_uploads=1000):
+def list_uploads(
+    conn: sqlite3.Connection,
+    bucket: str,
+    prefix: str = "",
+    delimiter: str = "",
+    key_marker: str = "",
+    upload_id_marker: str = "",
+    max_uploads: int = 1000,
+) -> UploadListing:
     """Uploads of *bucket* after the markers, rolled up into common prefixes by *delimiter*.
 
     The order is S3's: by key, then oldest first (which is upload id order,

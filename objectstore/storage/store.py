@@ -13,6 +13,7 @@ half of one and half of the other.
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
@@ -106,7 +107,7 @@ class Store:
             self.files.unlink(blob)
         rows.clear_garbage(conn)
 
-    def in_thread(self, f, *args, **kwargs) -> Deferred:
+    def in_thread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
         """Run blocking *f* in the store's io pool; a Deferred of its result."""
         return self.disk.in_thread(f, *args, **kwargs)
 
@@ -201,7 +202,16 @@ class Store:
         return self.disk.new_writer(self.inline_limit if inline_limit is None else inline_limit)
 
     async def put_object(
-        self, bucket: str, key: str, writer: ObjectWriter, *, owner, acl, headers, metadata, checksums
+        self,
+        bucket: str,
+        key: str,
+        writer: ObjectWriter,
+        *,
+        owner: str,
+        acl: dict,
+        headers: dict,
+        metadata: dict,
+        checksums: dict,
     ) -> ObjectInfo:
         """Publish what *writer* received as ``bucket/key``; durable on return.
 
@@ -212,7 +222,16 @@ class Store:
         return await self._publish(writer, bucket, key, **fields)
 
     async def copy_object(
-        self, source: ObjectInfo, body: BodyReader, bucket: str, key: str, *, owner, acl, headers, metadata
+        self,
+        source: ObjectInfo,
+        body: BodyReader,
+        bucket: str,
+        key: str,
+        *,
+        owner: str,
+        acl: dict,
+        headers: dict,
+        metadata: dict,
     ) -> ObjectInfo:
         """Copy *source* (an ObjectInfo, and its opened *body*) to ``bucket/key`` with new metadata."""
         if source.bucket == bucket and source.key == key:
