@@ -137,9 +137,7 @@ class Registrar:
             manifest = await self.store.in_thread(parse_manifest, data)
         except ManifestError as e:
             raise InvalidManifest(f"Invalid manifest {source.location}: {e}") from None
-        if not user.admin and manifest.user != user.id:
-            # The bundle was made for another account: reading its parts
-            # (public-read ones, say) must not be a way to decrypt it.
+        if not bundled_for(manifest, user):
             raise AccessDenied(f"The manifest {source.location} was bundled for another account ({manifest.user!r}).")
         kind = image_type(manifest, key)
         if image_id is not None and not records.id_matches_type(image_id, kind):
@@ -289,6 +287,10 @@ class Registrar:
         if cancel.is_set():
             raise Cancelled()
         manifest = parse_manifest(data)
+        # The job reads the manifest again (and again after a restart): one
+        # swapped in since register() checked it must pass the same check.
+        if not bundled_for(manifest, source.user):
+            raise BundleError(f"the manifest was replaced by one bundled for another account ({manifest.user!r})")
         certificates = [crypto.load_certificate(pem) for pem in self.credentials.certificate_pems(image.owner)]
         verified = crypto.verify_signature(manifest, certificates)
         if not os.path.isdir(folder):
@@ -323,6 +325,15 @@ class Registrar:
     def _stage(self, image_id, stage):
         d = self.catalog.set_state(image_id, stage)
         d.addErrback(lambda failure: log.failure("Recording the state of {image_id}", failure, image_id=image_id))
+
+
+def bundled_for(manifest, user) -> bool:
+    """May *user* have *manifest*'s bundle decrypted? Only for the account it was made for (or an admin).
+
+    Reading a bundle's parts (public-read ones, say) must not be a way to
+    decrypt a bundle made for another account.
+    """
+    return user.admin or manifest.user == user.id
 
 
 def _sync_dir(path):

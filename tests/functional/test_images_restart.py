@@ -79,3 +79,21 @@ async def test_registrations_in_flight_at_a_crash_run_again_at_the_next_start(tm
         images_dir = os.path.join(data_dir, "images")
         assert sorted(os.listdir(images_dir)) == ["ami-0000000a"]
         assert os.listdir(os.path.join(images_dir, "ami-0000000a")) == ["image"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resumed_registration_of_a_manifest_bundled_for_another_account_fails(tmp_path):
+    """The job checks the manifest it reads, not only register(): a manifest swapped in meanwhile
+    (here: bob's in-flight registration now points at alice's readable bundle) is not decrypted."""
+    async with live_server(tmp_path) as server:
+        alice = await new_user(server, "alice")
+        bob = await new_user(server, "bob")
+        location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 1024 * 1024, acl="public-read")
+        data_dir = server.data_dir
+    crashed_registration(data_dir, "ami-0000000d", location, bob.user_id, "pending")
+
+    async with live_server(tmp_path) as server:
+        refused = await wait_settled(server, "ami-0000000d", bob.keys)
+        assert refused["imageState"] == "failed", refused
+        assert "bundled for another account" in refused["stateReason"]
+        assert os.listdir(os.path.join(data_dir, "images")) == []
