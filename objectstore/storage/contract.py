@@ -26,6 +26,7 @@ either, see tests/contract/conftest.py ``settle``).
 
 from typing import Any, Awaitable, Iterable, Optional, Protocol, Sequence, runtime_checkable
 
+from objectstore.bodysink import BodySink
 from objectstore.storage.records import (
     Bucket,
     Listing,
@@ -50,14 +51,14 @@ class BodyReader(Protocol):
 
 
 @runtime_checkable
-class UploadWriter(Protocol):
-    """Receives an upload's bytes as they arrive; ``size`` and ``md5`` follow them."""
+class UploadWriter(BodySink, Protocol):
+    """Receives an upload's bytes as they arrive (the last sink of a body, see BodySink); ``size`` follows them.
+
+    ``finish`` says every byte is in; the writer is then handed to
+    ``put_object`` / ``upload_part``, which publish it. ``abort`` drops it.
+    """
 
     size: int
-
-    def write(self, data: bytes) -> None: ...
-
-    def abort(self) -> None: ...
 
 
 @runtime_checkable

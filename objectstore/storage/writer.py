@@ -51,6 +51,10 @@ class ObjectWriter:
             self._buffer = bytearray()
         self._blob.write(data)
 
+    def finish(self):
+        """Every byte is in (BodySink). Nothing to check or flush: a blob's bytes are made durable by
+        ``sync``, in the commit batch that publishes them, off the reactor."""
+
     def sync(self):
         """Make a blob's bytes durable (blocking; nothing to do for inline bytes)."""
         if self._blob is not None:
@@ -77,6 +81,7 @@ def copy_body(files, body, size, inline_limit=INLINE_LIMIT):
                 raise OSError(errno.EIO, "blob shorter than its record")
             writer.write(data)
             offset += len(data)
+        writer.finish()
         writer.sync()
     except BaseException:
         writer.abort()

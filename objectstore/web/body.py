@@ -68,6 +68,7 @@ class UploadBody:
         check_md5(self._expected_md5, self.writer.md5)
         if self.checksum is not None:
             self.checksums = self.checksum.verify()
+        self.writer.finish()
 
     def abort(self):
         self.writer.abort()

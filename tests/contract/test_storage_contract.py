@@ -37,6 +37,7 @@ async def put(store, bucket, key, data, **fields):
     writer = store.new_writer()
     for start in range(0, len(data), 100_000):
         writer.write(data[start : start + 100_000])
+    writer.finish()
     values = dict(owner="alice", acl=ACL, headers={}, metadata={}, checksums={})
     values.update(fields)
     return await store.put_object(bucket, key, writer, **values)
