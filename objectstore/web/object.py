@@ -11,6 +11,7 @@ from objectstore.errors import (
     MalformedACLError,
     MalformedTrailerError,
     MissingContentLength,
+    NoSuchKey,
     OperationAborted,
 )
 from objectstore.web.access import require
@@ -191,10 +192,15 @@ class ObjectResource(MultipartOperations, S3Resource):
         self._read(request, with_body=False)
 
     def _read(self, request, with_body):
-        if with_body:
-            info, body = self.store.open_object(self.bucket_name, self.key)
-        else:
-            info, body = self.store.get_object(self.bucket_name, self.key), None
+        try:
+            if with_body:
+                info, body = self.store.open_object(self.bucket_name, self.key)
+            else:
+                info, body = self.store.get_object(self.bucket_name, self.key), None
+        except NoSuchKey:
+            # As AWS: a caller who may not list the bucket learns nothing of which keys exist.
+            require(request, self.store.get_bucket(self.bucket_name).acl, acls.READ)
+            raise
         try:
             span = _answer_headers(request, info)
         except BaseException:
