@@ -20,6 +20,8 @@ def error_document(error, resource, request_id):
         xmlio.sub(root, name, _XML_UNSAFE.sub("\ufffd", str(value)))
     xmlio.sub(root, "Resource", resource)
     xmlio.sub(root, "RequestId", request_id)
+    # As AWS, the x-amz-id-2 value, which this server makes its request id too (S3Request._stamp).
+    xmlio.sub(root, "HostId", request_id)
     return xmlio.to_bytes(root)
 
 

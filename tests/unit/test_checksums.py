@@ -267,6 +267,9 @@ class Writer:
         self.size += len(data)
         self.data += data
 
+    def finish(self):
+        self.finished = True
+
     def abort(self):
         self.aborted = True
 
