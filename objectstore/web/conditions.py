@@ -1,5 +1,7 @@
 """Conditional requests and byte ranges, decided as S3 decides them."""
 
+import time
+
 from objectstore.errors import InvalidRange, PreconditionFailed
 from objectstore.web.formats import parse_http_date
 
@@ -19,13 +21,15 @@ def etag_matches(header, etag):
     return False
 
 
-def check_conditions(headers, info, prefix=""):
+def check_conditions(headers, info, prefix="", clock=time.time):
     """Apply If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since.
 
     S3's precedence (RFC 7232's): a satisfied If-Match overrides a failed
     If-Unmodified-Since, and a failed If-None-Match overrides If-Modified-Since.
     *headers* maps lower-case names to text; *prefix* is
     ``x-amz-copy-source-`` for a copy's source, where every failure is a 412.
+    A GET's If-Modified-Since later than *clock* is not a valid date (RFC
+    9110 §13.1.3) and is ignored, as S3 ignores it.
     """
     modified = int(info.modified)
     if_match = headers.get(prefix + "if-match")
@@ -44,6 +48,8 @@ def check_conditions(headers, info, prefix=""):
             raise NotModified()
     else:
         since = parse_http_date(headers.get(prefix + "if-modified-since"))
+        if since is not None and not prefix and since > clock():
+            since = None
         if since is not None and modified <= since:
             if prefix:
                 raise PreconditionFailed(Condition=_condition(prefix, "If-Modified-Since"))
