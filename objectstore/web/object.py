@@ -20,7 +20,9 @@ from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws
 from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum, UploadBody, parse_content_md5
 from objectstore.web.conditions import NotModified, check_conditions, parse_range
 from objectstore.web.formats import MetadataHeaders, acl_document, http_date, iso8601
-from objectstore.web.multipart import MultipartOperations, checksum_headers, part_number_of
+from objectstore.web.multipart import MultipartOperations
+from objectstore.web.multipart_documents import checksum_headers
+from objectstore.web.multipart_input import part_number_of
 from objectstore.web.received import Received
 from objectstore.web.resource import S3Resource, arg, client_gone, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
