@@ -11,12 +11,13 @@ import hashlib
 import os
 import zlib
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from images.crypto import Encryptor, new_secret, wrap_secret
 from images.errors import ManifestError
 from images.manifest import Manifest, build_manifest, check_plain_file_name, parse_manifest
 from images.parts import PartWriter
-from images.streams import GZIP_WBITS, read_chunks
+from images.streams import GZIP_WBITS, Readable, read_chunks
 from images.tarwriter import single_member_tar
 
 DEFAULT_PART_SIZE = 10 * 1024 * 1024
@@ -31,7 +32,7 @@ class BundleResult:
     manifest: Manifest
 
 
-def bundle_image(image_path, destination, *, prefix=None, **options):
+def bundle_image(image_path: str, destination: str, *, prefix: Optional[str] = None, **options: Any) -> BundleResult:
     """Bundle the image file into ``destination``: ``<prefix>.part.NN`` files and ``<prefix>.manifest.xml``.
 
     ``prefix`` defaults to the image's file name; it also names the tar
@@ -47,7 +48,16 @@ def bundle_image(image_path, destination, *, prefix=None, **options):
         )
 
 
-def bundle_stream(tar_stream, destination, *, prefix, size, gzipped=False, image_digest=None, **options):
+def bundle_stream(
+    tar_stream: Readable,
+    destination: str,
+    *,
+    prefix: str,
+    size: int,
+    gzipped: bool = False,
+    image_digest: Optional[str] = None,
+    **options: Any,
+) -> BundleResult:
     """Bundle a ready-made tar stream (a binary file object), trusting it blindly.
 
     ``size`` is what the manifest will declare, true or not. With

@@ -3,6 +3,8 @@
 import datetime
 import re
 import secrets
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -14,11 +16,17 @@ from cryptography.x509.oid import NameOID
 
 from images.errors import DecryptError
 
+if TYPE_CHECKING:
+    from images.manifest import Manifest
+
+# What a bundle's key is wrapped for, or its signature checked with: a certificate or its bare public key.
+PublicKeyLike = Union[x509.Certificate, rsa.RSAPublicKey]
+
 AES_BLOCK_BITS = 128
 _HEX_SECRET = re.compile(rb"[0-9a-fA-F]{32}")
 
 
-def load_private_key(pem):
+def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
     """An RSA private key from PEM (PKCS#1 or PKCS#8, unencrypted)."""
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -26,11 +34,11 @@ def load_private_key(pem):
     return key
 
 
-def load_certificate(pem):
+def load_certificate(pem: bytes) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem)
 
 
-def new_key_and_certificate(common_name, days=3650, key_size=2048):
+def new_key_and_certificate(common_name: str, days: int = 3650, key_size: int = 2048) -> tuple[bytes, bytes]:
     """A fresh RSA key and a self-signed certificate for it, both as PEM bytes."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -55,12 +63,12 @@ def new_key_and_certificate(common_name, days=3650, key_size=2048):
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def new_secret():
+def new_secret() -> bytes:
     """16 random bytes: a bundle's AES key or IV."""
     return secrets.token_bytes(16)
 
 
-def wrap_secret(certificate, secret16):
+def wrap_secret(certificate: PublicKeyLike, secret16: bytes) -> str:
     """Hex of the RSA (PKCS#1 v1.5) encryption of the secret's 32-character hex text.
 
     Producers encrypt the hex *text*, not the raw bytes (§3); registrars expect it.
@@ -71,7 +79,7 @@ def wrap_secret(certificate, secret16):
     return _public_key(certificate).encrypt(text, rsa_padding.PKCS1v15()).hex()
 
 
-def unwrap_secret(private_key, hex_text):
+def unwrap_secret(private_key: rsa.RSAPrivateKey, hex_text: str) -> bytes:
     """The 16-byte key or IV wrapped by ``wrap_secret``; anything else is ``DecryptError``."""
     try:
         ciphertext = bytes.fromhex(hex_text.strip())
@@ -91,12 +99,12 @@ def unwrap_secret(private_key, hex_text):
     return bytes.fromhex(plaintext.decode("ascii"))
 
 
-def sign(private_key, data):
+def sign(private_key: rsa.RSAPrivateKey, data: bytes) -> str:
     """Hex SHA1withRSA signature, as every bundle producer makes it (§5)."""
     return private_key.sign(data, rsa_padding.PKCS1v15(), hashes.SHA1()).hex()
 
 
-def verify_signature(manifest, certificates):
+def verify_signature(manifest: "Manifest", certificates: Union[PublicKeyLike, Iterable[PublicKeyLike]]) -> bool:
     """True when the manifest's signed text verifies under one of the certificates.
 
     False for an unsigned manifest, a signature from anyone else, or a
@@ -128,14 +136,14 @@ def _public_key(certificate_or_key):
 class Decryptor:
     """AES-128-CBC decryption with PKCS#7 unpadding, a chunk at a time."""
 
-    def __init__(self, key, iv):
+    def __init__(self, key: bytes, iv: bytes) -> None:
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
         self._unpadder = padding.PKCS7(AES_BLOCK_BITS).unpadder()
 
-    def update(self, data):
+    def update(self, data: bytes) -> bytes:
         return self._unpadder.update(self._cipher.update(data))
 
-    def finalize(self):
+    def finalize(self) -> bytes:
         try:
             tail = self._cipher.finalize()
         except ValueError:
@@ -153,12 +161,13 @@ class Decryptor:
 class Encryptor:
     """AES-128-CBC encryption with PKCS#7 padding, a chunk at a time."""
 
-    def __init__(self, key, iv):
+    def __init__(self, key: bytes, iv: bytes) -> None:
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
         self._padder = padding.PKCS7(AES_BLOCK_BITS).padder()
 
-    def update(self, data):
+    def update(self, data: bytes) -> bytes:
         return self._cipher.update(self._padder.update(data))
 
-    def finalize(self):
+    def finalize(self) -> bytes:
+
         return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()

@@ -8,6 +8,7 @@ elements, whitespace, hex case, old manifest versions).
 
 import re
 from dataclasses import dataclass
+from typing import Union
 
 from lxml import etree
 
@@ -72,7 +73,7 @@ class Manifest:
 # ---------------------------------------------------------------- parsing
 
 
-def parse_manifest(data):
+def parse_manifest(data: Union[bytes, bytearray, memoryview]) -> Manifest:
     """Parse and validate a manifest; anything wrong is a ``ManifestError`` saying what."""
     data = bytes(data)
     _refuse_hostile_bytes(data)
@@ -291,7 +292,7 @@ def _part_index(element, count):
     return int(text)
 
 
-def check_plain_file_name(name, label):
+def check_plain_file_name(name: str, label: str) -> None:
     """Refuse anything but a plain file name: it must never reach outside its folder."""
     if name in ("", ".", ".."):
         raise ManifestError(f"{label} {name!r} is not a file name")
@@ -306,7 +307,7 @@ def check_plain_file_name(name, label):
 # ---------------------------------------------------------------- image type
 
 
-def image_type(manifest, manifest_key):
+def image_type(manifest: Manifest, manifest_key: str) -> str:
     """machine, kernel or ramdisk, decided as Eucalyptus does (§7.3)."""
     declared = manifest.type.lower()
     if declared in ("kernel", "ramdisk"):

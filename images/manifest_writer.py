@@ -1,8 +1,16 @@
 """Write a bundle manifest exactly as euca2ools 3.1+ does (docs/bundle-format.md §4.2, §5)."""
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Optional
+
 from lxml import etree
 
 from images.crypto import sign
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from images.manifest import Part
 
 CURRENT_VERSION = "2007-10-10"
 BUNDLER_NAME = "objectstore-bundle"
@@ -12,29 +20,29 @@ UNSIGNED = "UNSIGNED"
 
 def build_manifest(
     *,
-    name,
-    user,
-    image_digest,
-    size,
-    bundled_size,
-    parts,
-    ec2_encrypted_key,
-    ec2_encrypted_iv,
-    user_encrypted_key="",
-    user_encrypted_iv="",
-    architecture="x86_64",
-    image_type="machine",
-    kernel_id=None,
-    ramdisk_id=None,
-    block_device_mapping=(),
-    product_codes=(),
-    parts_count=None,
-    bundler_name=BUNDLER_NAME,
-    bundler_version=BUNDLER_VERSION,
-    bundler_release="0",
-    version=CURRENT_VERSION,
-    private_key=None,
-):
+    name: str,
+    user: str,
+    image_digest: str,
+    size: int,
+    bundled_size: Optional[int],
+    parts: Sequence["Part"],
+    ec2_encrypted_key: str,
+    ec2_encrypted_iv: str,
+    user_encrypted_key: str = "",
+    user_encrypted_iv: str = "",
+    architecture: str = "x86_64",
+    image_type: str = "machine",
+    kernel_id: Optional[str] = None,
+    ramdisk_id: Optional[str] = None,
+    block_device_mapping: Iterable[tuple[str, str]] = (),
+    product_codes: Iterable[str] = (),
+    parts_count: Optional[int] = None,
+    bundler_name: str = BUNDLER_NAME,
+    bundler_version: str = BUNDLER_VERSION,
+    bundler_release: str = "0",
+    version: str = CURRENT_VERSION,
+    private_key: Optional["RSAPrivateKey"] = None,
+) -> bytes:
     """Serialise a manifest exactly as euca2ools 3.1+ does (§4.2), signed with ``private_key``.
 
     Nothing is validated, and everything is written as given (mappings in the

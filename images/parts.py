@@ -2,13 +2,14 @@
 
 import hashlib
 import os
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, BinaryIO, Optional
 
 from images.errors import BundleError, DigestMismatch, MissingPart
 from images.manifest import Part
 
 
-def part_file_name(prefix, index):
+def part_file_name(prefix: str, index: int) -> str:
     """``<prefix>.part.NN``: at least two digits, as euca2ools writes them."""
     return f"{prefix}.part.{index:02d}"
 
@@ -21,19 +22,19 @@ class PartWriter:
     keeps writing until a part comes out short, and readers expect that.
     """
 
-    def __init__(self, folder, prefix, part_size):
+    def __init__(self, folder: str, prefix: str, part_size: int) -> None:
         if part_size <= 0:
             raise ValueError("part_size must be positive")
         self._folder = folder
         self._prefix = prefix
         self._part_size = part_size
-        self._paths = []
-        self._parts = []
+        self._paths: list[str] = []
+        self._parts: list[Part] = []
         self._total = 0
         self._file: Any = None  # the part file being written
         self._open_next()
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             piece = view[: self._part_size - self._length]
@@ -45,12 +46,12 @@ class PartWriter:
                 self._finish_current()
                 self._open_next()
 
-    def close(self):
+    def close(self) -> tuple[tuple[Part, ...], tuple[str, ...], int]:
         """Finish the last part; returns ``(parts, paths, total_bytes)``."""
         self._finish_current()
         return tuple(self._parts), tuple(self._paths), self._total
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove every part written so far (after a failure)."""
         if self._file is not None:
             self._file.close()
@@ -77,7 +78,12 @@ class PartWriter:
         self._total += self._length
 
 
-def verified_part_chunks(open_part, part, chunk_size, checkpoint=None):
+def verified_part_chunks(
+    open_part: Callable[[Part], BinaryIO],
+    part: Part,
+    chunk_size: int,
+    checkpoint: Optional[Callable[[], object]] = None,
+) -> Generator[bytes, None, None]:
     """The part's bytes, ``chunk_size`` at a time, but only after the whole part matched its digest.
 
     The part is read twice: once to hash it, then again to use it. The second

@@ -15,8 +15,11 @@ import os
 import re
 import secrets
 import tarfile
+from collections.abc import Callable
+from typing import Optional
 
 from images.errors import BundleError, DigestMismatch, ImageTooLarge, UnsafeArchive
+from images.streams import Readable
 
 # What a tar stream may add to its member's data: the header, a long-name or
 # pax record, two end blocks and the fill to a 10240-byte record.
@@ -49,12 +52,20 @@ _KINDS = {
 _TAR_PROBLEMS = (tarfile.TarError, ValueError, OverflowError, EOFError)
 
 
-def stream_cap(image_size):
+def stream_cap(image_size: int) -> int:
     """The most a tar stream holding an image of ``image_size`` bytes may be."""
     return image_size + (-image_size % tarfile.BLOCKSIZE) + TAR_OVERHEAD
 
 
-def extract_image(tar_stream, write, *, image_size, max_member_size, chunk_size, on_start=None):
+def extract_image(
+    tar_stream: Readable,
+    write: Callable[[bytes], object],
+    *,
+    image_size: int,
+    max_member_size: int,
+    chunk_size: int,
+    on_start: Optional[Callable[[], object]] = None,
+) -> str:
     """Pass the data of the tar stream's only member to ``write``; returns the member's name.
 
     ``tar_stream`` is read forward only. The member must be a regular file of
@@ -99,7 +110,7 @@ def extract_image(tar_stream, write, *, image_size, max_member_size, chunk_size,
     return member.name
 
 
-def check_member(member):
+def check_member(member: tarfile.TarInfo) -> None:
     """Refuse a member that is not a plain regular file with a harmless name."""
     name = member.name
     shown = repr(name[:200])

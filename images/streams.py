@@ -1,13 +1,21 @@
 """Small pieces for streaming bundles in constant memory: chunk readers, gunzip, a pull-based file."""
 
 import zlib
+from collections.abc import Generator, Iterable
+from typing import Optional, Protocol
 
 from images.errors import DecryptError
 
 GZIP_WBITS = 31  # zlib's "gzip header and trailer" mode
 
 
-def read_chunks(fileobj, chunk_size):
+class Readable(Protocol):
+    """A binary file object as far as reading it forward goes (a file, BytesIO, IteratorReader)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_chunks(fileobj: Readable, chunk_size: int) -> Generator[bytes, None, None]:
     """The file's bytes from where it stands, ``chunk_size`` at a time."""
     while True:
         chunk = fileobj.read(chunk_size)
@@ -16,7 +24,7 @@ def read_chunks(fileobj, chunk_size):
         yield chunk
 
 
-def gunzip(chunks, max_chunk):
+def gunzip(chunks: Iterable[bytes], max_chunk: int) -> Generator[bytes, None, None]:
     """Decompress a gzip stream (several concatenated members allowed, as gzip itself does).
 
     No output chunk is larger than ``max_chunk``, so a decompression bomb never
@@ -65,13 +73,13 @@ class IteratorReader:
     pipeline behind it, so nothing is buffered beyond one chunk.
     """
 
-    def __init__(self, chunks):
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._chunk = b""
         self._offset = 0
         self.position = 0
 
-    def read(self, size=-1):
+    def read(self, size: Optional[int] = -1) -> bytes:
         if size is None or size < 0:
             return b"".join(self._read_pieces(None))
         return b"".join(self._read_pieces(size))
@@ -95,7 +103,8 @@ class IteratorReader:
             pieces.append(piece)
         return pieces
 
-    def close(self):
+    def close(self) -> None:
+
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()

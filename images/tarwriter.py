@@ -1,8 +1,10 @@
 """The tar stream of a bundle, written as euca2ools 3.1+ writes it (docs/bundle-format.md §2.1)."""
 
 import tarfile
+from collections.abc import Generator
 
 from images.errors import BundleError
+from images.streams import Readable
 
 BLOCK_SIZE = tarfile.BLOCKSIZE  # 512
 RECORD_SIZE = tarfile.RECORDSIZE  # 10240: tar's default 20-block record
@@ -10,7 +12,7 @@ _CHECKSUM = slice(148, 156)
 _DEVICE_NUMBERS = slice(329, 345)  # devmajor, devminor
 
 
-def single_member_tar(fileobj, name, size, chunk_size):
+def single_member_tar(fileobj: Readable, name: str, size: int, chunk_size: int) -> Generator[bytes, None, None]:
     """Yield a GNU-format tar stream holding one regular file read from ``fileobj``.
 
     Header: mode 0644, uid/gid 0, mtime 0, no user or group names, a GNU

@@ -18,10 +18,15 @@ import io
 import struct
 import tarfile
 import zlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from images.bundle import bundle_stream
-from images.manifest import build_manifest
+from images.bundle import BundleResult, bundle_stream
+from images.manifest import Manifest, build_manifest
 from images.streams import IteratorReader
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 # ---------------------------------------------------------------- tar members
 
@@ -32,33 +37,33 @@ class TarMember:
     data: bytes = b""
 
 
-def regular(name, data=b"", **attributes):
+def regular(name: str, data: bytes = b"", **attributes: Any) -> TarMember:
     """A regular file; ``attributes`` set TarInfo fields (``pax_headers``, ``type``, ``size`` to lie, ...)."""
     attributes.setdefault("size", len(data))
     return _member(name, data, **{"type": tarfile.REGTYPE, **attributes})
 
 
-def symlink(name, target):
+def symlink(name: str, target: str) -> TarMember:
     return _member(name, type=tarfile.SYMTYPE, linkname=target)
 
 
-def hardlink(name, target):
+def hardlink(name: str, target: str) -> TarMember:
     return _member(name, type=tarfile.LNKTYPE, linkname=target)
 
 
-def char_device(name, major=1, minor=3):
+def char_device(name: str, major: int = 1, minor: int = 3) -> TarMember:
     return _member(name, type=tarfile.CHRTYPE, devmajor=major, devminor=minor)
 
 
-def block_device(name, major=8, minor=0):
+def block_device(name: str, major: int = 8, minor: int = 0) -> TarMember:
     return _member(name, type=tarfile.BLKTYPE, devmajor=major, devminor=minor)
 
 
-def fifo(name):
+def fifo(name: str) -> TarMember:
     return _member(name, type=tarfile.FIFOTYPE)
 
 
-def directory(name):
+def directory(name: str) -> TarMember:
     return _member(name, type=tarfile.DIRTYPE, mode=0o755)
 
 
@@ -70,7 +75,9 @@ def _member(name, data=b"", **attributes):
     return TarMember(info, data)
 
 
-def tar_with_members(members, *, format=tarfile.GNU_FORMAT):
+def tar_with_members(
+    members: Iterable[Union[TarMember, tuple[str, bytes]]], *, format: int = tarfile.GNU_FORMAT
+) -> bytes:
     """A tar stream, in memory, of ``members``: TarMember objects or (name, data) pairs for regular files.
 
     A member whose ``size`` attribute exceeds its data gets its data padded
@@ -90,7 +97,7 @@ def tar_with_members(members, *, format=tarfile.GNU_FORMAT):
     return out.getvalue()
 
 
-def tar_header(name, size, type=tarfile.REGTYPE):
+def tar_header(name: str, size: int, type: bytes = tarfile.REGTYPE) -> bytes:
     """Just the GNU header block(s) of a member claiming ``size`` bytes: the start of a hand-made stream."""
     info = tarfile.TarInfo(name)
     info.size = size
@@ -98,7 +105,7 @@ def tar_header(name, size, type=tarfile.REGTYPE):
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
-def end_of_archive(length_so_far):
+def end_of_archive(length_so_far: int) -> bytes:
     """Two zero blocks and the fill to a whole 10240-byte record."""
     length = length_so_far + 2 * tarfile.BLOCKSIZE
     return bytes(2 * tarfile.BLOCKSIZE + (-length % tarfile.RECORDSIZE))
@@ -107,7 +114,7 @@ def end_of_archive(length_so_far):
 # ---------------------------------------------------------------- sparse members
 
 
-def sparse_contents(real_size, extents):
+def sparse_contents(real_size: int, extents: Iterable[tuple[int, bytes]]) -> bytes:
     """The file a sparse member describes: zeros, with each (offset, data) extent in place."""
     contents = bytearray(real_size)
     for offset, data in extents:
@@ -115,7 +122,7 @@ def sparse_contents(real_size, extents):
     return bytes(contents)
 
 
-def gnu_sparse_tar(name, real_size, extents):
+def gnu_sparse_tar(name: str, real_size: int, extents: Iterable[tuple[int, bytes]]) -> bytes:
     """A tar stream holding one old-GNU sparse member (typeflag ``S``), as ``tar --format=gnu -S`` writes.
 
     ``extents`` are (offset, data) pairs in order, 512-byte aligned as GNU
@@ -148,7 +155,7 @@ def gnu_sparse_tar(name, real_size, extents):
     return stream + end_of_archive(len(stream))
 
 
-def pax_sparse_tar(name, real_size, extents):
+def pax_sparse_tar(name: str, real_size: int, extents: Iterable[tuple[int, bytes]]) -> bytes:
     """A tar stream holding one POSIX sparse member, format 1.0 (``tar --format=posix --sparse-version=1.0 -S``)."""
     extents = _with_end_marker(real_size, extents)
     sparse_map = f"{len(extents)}\n" + "".join(f"{offset}\n{len(data)}\n" for offset, data in extents)
@@ -167,7 +174,7 @@ def pax_sparse_tar(name, real_size, extents):
     return out.getvalue()
 
 
-def _with_end_marker(real_size, extents):
+def _with_end_marker(real_size: int, extents: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     """GNU tar ends a map with an empty extent at the file's size when the file ends in a hole."""
     extents = list(extents)
     if not extents or extents[-1][0] + len(extents[-1][1]) < real_size:
@@ -196,7 +203,7 @@ def _padded(data):
 # ---------------------------------------------------------------- gzip bombs
 
 
-def gzip_bomb(expanded_size, *, prefix=b"", block_size=1024 * 1024):
+def gzip_bomb(expanded_size: int, *, prefix: bytes = b"", block_size: int = 1024 * 1024) -> IteratorReader:
     """A valid gzip stream of ``prefix`` then zeros, ``expanded_size`` bytes in all, as a file object.
 
     It is produced as it is read and never holds more than one block: the
@@ -225,7 +232,7 @@ def _gzip_bomb_chunks(expanded_size, prefix, block_size):
     yield struct.pack("<II", crc, expanded_size & 0xFFFFFFFF)
 
 
-def crc32_of_zeros(crc, count):
+def crc32_of_zeros(crc: int, count: int) -> int:
     """``zlib.crc32(bytes(count), crc)`` without making the bytes.
 
     Appending zero bytes is a linear map of the (inverted) CRC register; it
@@ -264,14 +271,14 @@ def _gf2_square(matrix):
 # ---------------------------------------------------------------- bundles and manifests
 
 
-def bundle_tar(tar, destination, *, size, prefix="image.img", **options):
+def bundle_tar(tar: bytes, destination: str, *, size: int, prefix: str = "image.img", **options: Any) -> BundleResult:
     """Bundle ready-made tar bytes (hostile or not); ``options`` as for ``bundle_stream``."""
     return bundle_stream(io.BytesIO(tar), destination, prefix=prefix, size=size, **options)
 
 
-def rebuild_manifest(manifest, *, private_key=None, **changes):
+def rebuild_manifest(manifest: Manifest, *, private_key: Optional["RSAPrivateKey"] = None, **changes: Any) -> bytes:
     """The manifest's bytes, re-serialised with ``changes`` (build_manifest's keywords) and re-signed."""
-    fields = {
+    fields: dict[str, Any] = {
         "name": manifest.name,
         "user": manifest.user,
         "image_digest": manifest.image_digest,

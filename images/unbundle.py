@@ -13,12 +13,15 @@ and on any failure it is removed again.
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, BinaryIO, Optional
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from images.crypto import Decryptor, unwrap_secret
 from images.errors import BundleError, DecryptError, DigestMismatch, ImageTooLarge
-from images.manifest import MAX_MANIFEST_SIZE, check_plain_file_name, parse_manifest
+from images.manifest import MAX_MANIFEST_SIZE, Manifest, Part, check_plain_file_name, parse_manifest
 from images.parts import verified_part_chunks
 from images.safetar import extract_image, stream_cap
 from images.streams import IteratorReader, gunzip
@@ -35,17 +38,17 @@ class UnbundleResult:
 
 
 def unbundle(
-    manifest,
-    open_part,
-    private_key,
-    output_path,
+    manifest: Manifest,
+    open_part: Callable[[Part], BinaryIO],
+    private_key: RSAPrivateKey,
+    output_path: str,
     *,
-    max_size=DEFAULT_MAX_IMAGE_SIZE,
-    which="ec2",
-    on_stage=None,
-    on_progress=None,
-    chunk_size=DEFAULT_CHUNK_SIZE,
-):
+    max_size: int = DEFAULT_MAX_IMAGE_SIZE,
+    which: str = "ec2",
+    on_stage: Optional[Callable[[str], object]] = None,
+    on_progress: Optional[Callable[[int], object]] = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> UnbundleResult:
     """Decrypt, check and unpack the bundle's image into ``output_path``.
 
     ``open_part(part)`` returns a binary file object for a part (read, seek(0),
@@ -97,7 +100,7 @@ def unbundle(
     return UnbundleResult(output.size, tar_sha1.hexdigest(), member_name)
 
 
-def unbundle_files(manifest_path, private_key, output_path, **options):
+def unbundle_files(manifest_path: str, private_key: RSAPrivateKey, output_path: str, **options: Any) -> UnbundleResult:
     """``unbundle`` for a bundle in a folder: the parts lie next to the manifest."""
     try:
         with open(manifest_path, "rb") as f:

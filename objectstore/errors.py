@@ -4,6 +4,8 @@ Storage, auth and the web edge all raise these; only ``objectstore.web.errors``
 turns them into the XML error document, so the wire format lives in one place.
 """
 
+from typing import Any, Optional
+
 
 class S3Error(Exception):
     """An error with S3's code, HTTP status and message."""
@@ -14,17 +16,18 @@ class S3Error(Exception):
     # Response headers the error carries (InvalidRange's Content-Range).
     headers: dict = {}
 
-    def __init__(self, message=None, **details):
+    def __init__(self, message: Optional[str] = None, **details: Any) -> None:
         self.message = message or self.message
         # Extra elements AWS puts in the error document (BucketName, Key, ...).
         self.details = details
         super().__init__(self.message)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
 
-def _error(code, status, message):
+def _error(code: str, status: int, message: str) -> type[S3Error]:
+
     return type(code, (S3Error,), {"code": code, "status": status, "message": message})
 
 

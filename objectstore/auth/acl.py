@@ -10,7 +10,12 @@ ACL itself. A bucket's owner reads an object in it only if the object's ACL
 says so (``bucket-owner-read`` / ``bucket-owner-full-control``).
 """
 
+from typing import TYPE_CHECKING, Any, Optional
+
 from objectstore.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from objectstore.auth.credentials import Caller
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -38,15 +43,15 @@ CANNED = (
 )
 
 
-def user_grant(user_id, permission):
+def user_grant(user_id: str, permission: str) -> dict[str, str]:
     return {"type": "CanonicalUser", "id": user_id, "permission": permission}
 
 
-def group_grant(uri, permission):
+def group_grant(uri: str, permission: str) -> dict[str, str]:
     return {"type": "Group", "uri": uri, "permission": permission}
 
 
-def canned(name, owner, bucket_owner=None):
+def canned(name: str, owner: str, bucket_owner: Optional[str] = None) -> dict[str, Any]:
     """The ACL a canned name (``x-amz-acl``) stands for.
 
     *bucket_owner* is the owner of the bucket an object goes into (None for
@@ -73,7 +78,7 @@ def canned(name, owner, bucket_owner=None):
     return {"owner": owner, "grants": grants}
 
 
-def allows(acl, caller, permission):
+def allows(acl: dict, caller: "Caller", permission: str) -> bool:
     """Does *acl* give *caller* (a Caller) *permission*?
 
     Admins may do anything; owners always keep READ_ACP and WRITE_ACP, as in

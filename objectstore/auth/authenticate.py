@@ -13,11 +13,13 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from email.utils import mktime_tz, parsedate_tz
+from typing import Optional, Protocol
 from urllib.parse import unquote_to_bytes
 
 from objectstore.auth import sigv2, sigv4
-from objectstore.auth.credentials import ANONYMOUS
+from objectstore.auth.credentials import ANONYMOUS, Caller, Credentials
 from objectstore.auth.errors import (
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
@@ -26,6 +28,7 @@ from objectstore.auth.errors import (
     XAmzContentSHA256Mismatch,
 )
 from objectstore.auth.streaming import ChunkSignatures
+from objectstore.bodysink import BodySink
 from objectstore.errors import AccessDenied, InvalidArgument, MissingSecurityHeader
 
 MAX_SKEW = 15 * 60
@@ -44,19 +47,43 @@ _HEX = frozenset("0123456789abcdef")
 _AUTH_PARAMETER = re.compile(rb"(?:^|&)(?:X-Amz-|AWSAccessKeyId|Signature)", re.IGNORECASE)
 
 
+class RawHeaders(Protocol):
+    """A request's headers as twisted.web's Headers gives them: names and values as sent, in bytes."""
+
+    def getAllRawHeaders(self) -> Iterable[tuple[bytes, Sequence[bytes]]]: ...
+
+
+class SignedRequest(Protocol):
+    """What authenticating reads of a request (a twisted.web Request): its raw method, path and target, and headers."""
+
+    @property
+    def method(self) -> bytes: ...
+
+    @property
+    def path(self) -> bytes: ...
+
+    @property
+    def uri(self) -> bytes: ...
+
+    @property
+    def requestHeaders(self) -> RawHeaders: ...
+
+
 class Authenticated:
     """Who a request acts for, and what of its signature is left to check in its body."""
 
-    def __init__(self, caller, payload_sha256=None, chunk_signatures=None):
+    def __init__(
+        self, caller: Caller, payload_sha256: Optional[str] = None, chunk_signatures: Optional[ChunkSignatures] = None
+    ) -> None:
         self.caller = caller
         self.payload_sha256 = payload_sha256
         self._chunk_signatures = chunk_signatures
 
-    def chunk_observers(self):
+    def chunk_observers(self) -> list[ChunkSignatures]:
         """Observers an aws-chunked body must pass (see web/awschunked.py)."""
         return [] if self._chunk_signatures is None else [self._chunk_signatures]
 
-    def checked_body(self, sink):
+    def checked_body(self, sink: BodySink) -> BodySink:
         """*sink*, behind a check of the SHA-256 the signature covers (if it covers one)."""
         if self.payload_sha256 is None:
             return sink
@@ -69,16 +96,16 @@ UNAUTHENTICATED = Authenticated(ANONYMOUS)
 class Sha256CheckedBody:
     """Passes a body through, refusing it at the end unless its SHA-256 is the signed one."""
 
-    def __init__(self, sink, expected):
+    def __init__(self, sink: BodySink, expected: str) -> None:
         self.sink = sink
         self._expected = expected
         self._hash = hashlib.sha256()
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         self._hash.update(data)
         self.sink.write(data)
 
-    def finish(self):
+    def finish(self) -> None:
         computed = self._hash.hexdigest()
         if not hmac.compare_digest(computed, self._expected):
             raise XAmzContentSHA256Mismatch(
@@ -86,14 +113,16 @@ class Sha256CheckedBody:
             )
         self.sink.finish()
 
-    def abort(self):
+    def abort(self) -> None:
         self.sink.abort()
 
 
 class Authenticator:
     """Checks requests against the credential store; *clock* gives Unix time."""
 
-    def __init__(self, credentials, region, clock=time.time, strict_region=False):
+    def __init__(
+        self, credentials: Credentials, region: str, clock: Callable[[], float] = time.time, strict_region: bool = False
+    ) -> None:
         self.credentials = credentials
         self.region = region
         self.clock = clock
@@ -104,7 +133,7 @@ class Authenticator:
         # when no region is set).
         self.strict_region = strict_region
 
-    def authenticate(self, request, bucket_in_host=None):
+    def authenticate(self, request: SignedRequest, bucket_in_host: Optional[str] = None) -> Authenticated:
         """The request's Authenticated, or the S3Error that refuses it.
 
         *request* offers ``method``, ``path`` and ``uri`` (raw bytes as

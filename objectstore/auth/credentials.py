@@ -10,14 +10,18 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from objectstore.errors import InvalidAccessKeyId
-from objectstore.storage.store import bucket_names_owned_by
+from objectstore.storage.rows import bucket_names_owned_by
+
+if TYPE_CHECKING:
+    from objectstore.index.database import Index
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 # The characters and length AWS IAM allows in a user name: no spaces, so a
@@ -33,37 +37,37 @@ class CredentialsError(Exception):
 
 
 class InvalidUserName(CredentialsError):
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(f"invalid user name {name!r}: use 1 to 64 letters, digits or any of + = , . @ _ -")
 
 
 class InvalidDisplayName(CredentialsError):
-    def __init__(self, display_name):
+    def __init__(self, display_name: str) -> None:
         super().__init__(f"invalid display name {display_name!r}: use 1 to {_DISPLAY_NAME_MAX} printable characters")
 
 
 class UserExists(CredentialsError):
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(f"a user named {name!r} already exists")
 
 
 class NoSuchUser(CredentialsError):
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(f"no user named {name!r}")
 
 
 class AccessKeyExists(CredentialsError):
-    def __init__(self, access_key):
+    def __init__(self, access_key: str) -> None:
         super().__init__(f"access key {access_key} is already in use")
 
 
 class NoSuchAccessKey(CredentialsError):
-    def __init__(self, access_key):
+    def __init__(self, access_key: str) -> None:
         super().__init__(f"no access key {access_key!r}")
 
 
 class UserOwnsBuckets(CredentialsError):
-    def __init__(self, name, buckets):
+    def __init__(self, name: str, buckets: list[str]) -> None:
         shown = ", ".join(buckets[:10]) + (", ..." if len(buckets) > 10 else "")
         super().__init__(
             f"user {name!r} still owns {len(buckets)} bucket(s): {shown}; "
@@ -73,24 +77,24 @@ class UserOwnsBuckets(CredentialsError):
 
 
 class InvalidCertificate(CredentialsError):
-    def __init__(self, reason):
+    def __init__(self, reason: str) -> None:
         super().__init__(f"not a PEM X.509 certificate: {reason}")
 
 
 class NoSuchCertificate(CredentialsError):
-    def __init__(self, name, fingerprint):
+    def __init__(self, name: str, fingerprint: str) -> None:
         super().__init__(f"user {name} has no certificate {fingerprint}")
 
 
 class AdminIsPermanent(CredentialsError):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(
             f"the {ADMIN_NAME!r} user cannot be deleted (the server creates it again at start); delete its keys instead"
         )
 
 
 class AdminNameReserved(CredentialsError):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(f"{ADMIN_NAME!r} is the name of the administrator the server seeds: it can only be an admin")
 
 
@@ -111,7 +115,7 @@ class Caller:
     secret: Optional[str] = None
 
     @property
-    def anonymous(self):
+    def anonymous(self) -> bool:
         return self.user is None
 
 
@@ -136,11 +140,11 @@ class AccessKey:
     created: float
 
 
-def new_access_key():
+def new_access_key() -> str:
     return "OS" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
 
 
-def new_secret_key():
+def new_secret_key() -> str:
     return secrets.token_urlsafe(30)[:40]
 
 
@@ -149,12 +153,12 @@ class Credentials:
     # keys may be deleted by objectstore-manage in another process.
     CACHE_SECONDS = 2.0
 
-    def __init__(self, index, clock=time.monotonic):
+    def __init__(self, index: "Index", clock: Callable[[], float] = time.monotonic) -> None:
         self.index = index
         self._clock = clock
-        self._callers = {}
+        self._callers: dict[str, tuple[float, Caller]] = {}
 
-    def lookup(self, access_key):
+    def lookup(self, access_key: str) -> Caller:
         """The caller owning *access_key*; unknown keys are refused."""
         cached = self._callers.get(access_key)
         if cached is not None and cached[0] > self._clock():
@@ -177,18 +181,18 @@ class Credentials:
         self._callers[access_key] = (self._clock() + self.CACHE_SECONDS, caller)
         return caller
 
-    def display_name(self, user_id):
+    def display_name(self, user_id: str) -> str:
         row = self.index.reader().execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()
         return row[0] if row else user_id
 
-    def user_exists(self, user_id):
+    def user_exists(self, user_id: str) -> bool:
         """Is there a user with this canonical id? (A primary-key lookup.)"""
         return self.index.reader().execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
 
-    def user(self, name):
+    def user(self, name: str) -> Optional[User]:
         return self._user_where("name", name)
 
-    def user_by_id(self, user_id):
+    def user_by_id(self, user_id: str) -> Optional[User]:
         return self._user_where("id", user_id)
 
     def _user_where(self, column, value):
@@ -199,13 +203,20 @@ class Credentials:
         )
         return None if row is None else User(row[0], row[1], row[2], bool(row[3]))
 
-    def users(self):
+    def users(self) -> list[User]:
         return [
             User(r[0], r[1], r[2], bool(r[3]))
             for r in self.index.reader().execute("SELECT id, name, display_name, admin FROM users ORDER BY name")
         ]
 
-    def create_user(self, name, admin=False, access_key=None, secret=None, display_name=None):
+    def create_user(
+        self,
+        name: str,
+        admin: bool = False,
+        access_key: Optional[str] = None,
+        secret: Optional[str] = None,
+        display_name: Optional[str] = None,
+    ) -> tuple[User, str, str]:
         """Create a user with one key pair (synchronously: set-up and management only)."""
         display_name = name if display_name is None else display_name
         _check_names(name, display_name, admin)
@@ -226,7 +237,7 @@ class Credentials:
         self.index.write_now(create)
         return user, access_key, secret
 
-    def add_key(self, user, access_key=None, secret=None):
+    def add_key(self, user: User, access_key: Optional[str] = None, secret: Optional[str] = None) -> tuple[str, str]:
         access_key = access_key or new_access_key()
         secret = secret or new_secret_key()
 
@@ -239,7 +250,7 @@ class Credentials:
         self.index.write_now(add)
         return access_key, secret
 
-    def keys(self, user):
+    def keys(self, user: User) -> list[tuple[str, str]]:
         return [
             (k, s)
             for k, s in self.index.reader().execute(
@@ -248,7 +259,7 @@ class Credentials:
             )
         ]
 
-    def access_keys(self, user):
+    def access_keys(self, user: User) -> list[AccessKey]:
         """The user's keys, oldest first, without their secrets."""
         return [
             AccessKey(k, created)
@@ -258,11 +269,11 @@ class Credentials:
             )
         ]
 
-    def key_counts(self):
+    def key_counts(self) -> dict[str, int]:
         """{user id: number of access keys} for every user with a key."""
         return dict(self.index.reader().execute("SELECT user_id, COUNT(*) FROM access_keys GROUP BY user_id"))
 
-    def delete_user(self, name):
+    def delete_user(self, name: str) -> int:
         """Delete a user and its keys; the number of keys deleted.
 
         Refused while the user owns a bucket: nobody could manage a bucket
@@ -293,7 +304,7 @@ class Credentials:
 
     # -- bundle-signing certificates ---------------------------------------
 
-    def add_certificate(self, user, pem):
+    def add_certificate(self, user: User, pem: bytes) -> Certificate:
         """Record a PEM certificate *user* signs bundles with; its Certificate."""
         certificate, canonical_pem = _read_certificate(pem)
 
@@ -306,18 +317,18 @@ class Credentials:
 
         return self.index.write_now(add)
 
-    def certificates(self, user):
+    def certificates(self, user: User) -> list[Certificate]:
         rows = self.index.reader().execute(
             "SELECT pem, added FROM user_certificates WHERE user_id = ? ORDER BY added", (user.id,)
         )
         return [replace(_read_certificate(pem.encode("ascii"))[0], added=added) for pem, added in rows]
 
-    def certificate_pems(self, user_id: str) -> list:
+    def certificate_pems(self, user_id: str) -> list[bytes]:
         """The PEM certificates (bytes) the user with canonical id *user_id* signs bundles with."""
         rows = self.index.reader().execute("SELECT pem FROM user_certificates WHERE user_id = ?", (user_id,))
         return [pem.encode("ascii") for (pem,) in rows]
 
-    def delete_certificate(self, user, fingerprint):
+    def delete_certificate(self, user: User, fingerprint: str) -> None:
         def delete(conn):
             cursor = conn.execute(
                 "DELETE FROM user_certificates WHERE user_id = ? AND fingerprint = ?", (user.id, fingerprint.lower())
@@ -327,7 +338,7 @@ class Credentials:
 
         self.index.write_now(delete)
 
-    def delete_key(self, access_key):
+    def delete_key(self, access_key: str) -> Optional[str]:
         """Delete one access key; the name of the user that held it."""
 
         def delete(conn):
@@ -344,7 +355,7 @@ class Credentials:
         self._forget([access_key])
         return owner
 
-    def _forget(self, access_keys):
+    def _forget(self, access_keys: Iterable[str]) -> None:
         """Drop deleted keys from this process's cache at once (other processes wait for expiry)."""
         for access_key in access_keys:
             self._callers.pop(access_key, None)
@@ -384,7 +395,9 @@ def _insert_key(conn, user_id, access_key, secret):
     )
 
 
-def ensure_admin(credentials, access_key=None, secret=None):
+def ensure_admin(
+    credentials: Credentials, access_key: Optional[str] = None, secret: Optional[str] = None
+) -> tuple[Optional[tuple[str, Optional[str]]], bool]:
     """Make sure the admin user exists; returns (keys, created) for logging.
 
     Keys given (from the environment) are added to the admin if missing, so

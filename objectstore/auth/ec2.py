@@ -14,9 +14,13 @@ import calendar
 import hashlib
 import hmac
 import time
+from collections.abc import Callable, Mapping
+from typing import Optional, Protocol
 from urllib.parse import quote
 
 from objectstore.auth import sigv4
+from objectstore.auth.authenticate import SignedRequest
+from objectstore.auth.credentials import Caller, Credentials
 from objectstore.auth.errors import RequestTimeTooSkewed
 from objectstore.errors import AuthFailure, InvalidAccessKeyId
 
@@ -25,15 +29,23 @@ MAX_SKEW = 15 * 60
 _V2_DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}
 
 
+class Ec2Request(SignedRequest, Protocol):
+    """What the EC2 checks read of a request: a SignedRequest's parts, and headers as text."""
+
+    def getHeaderText(self, name: bytes) -> Optional[str]: ...
+
+
 class Ec2Authenticator:
-    def __init__(self, credentials, region, clock=time.time, strict_region=False):
+    def __init__(
+        self, credentials: Credentials, region: str, clock: Callable[[], float] = time.time, strict_region: bool = False
+    ) -> None:
         self.credentials = credentials
         self.region = region
         self.clock = clock
         # Not strict: a request signed for any region is checked with that region (see Config.strict_region).
         self.strict_region = strict_region
 
-    def authenticate(self, request, parameters, body):
+    def authenticate(self, request: Ec2Request, parameters: Mapping[str, str], body: bytes) -> Caller:
         """The Caller of an EC2 request; *parameters*: query and form together; *body*: the raw form."""
         authorization = request.getHeaderText(b"Authorization")
         if authorization is not None:

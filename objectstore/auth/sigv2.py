@@ -7,6 +7,8 @@ StringToSign = METHOD \\n Content-MD5 \\n Content-Type \\n Date-or-Expires \\n
 
 import base64
 import hmac
+from collections.abc import Mapping, Sequence
+from typing import Optional
 from urllib.parse import unquote_to_bytes
 
 # Query parameters that are part of the canonical resource (botocore's
@@ -21,7 +23,9 @@ SUBRESOURCES = frozenset(
 )
 
 
-def canonical_resource(path, query, bucket=None, with_subresources=True):
+def canonical_resource(
+    path: bytes, query: bytes, bucket: Optional[str] = None, with_subresources: bool = True
+) -> bytes:
     """The resource line: ``/bucket`` (virtual-host style) + the raw path + signed sub-resources.
 
     *path* and *query* are the raw bytes of the request target. Sub-resource
@@ -40,7 +44,7 @@ def canonical_resource(path, query, bucket=None, with_subresources=True):
     return resource
 
 
-def string_to_sign(method, headers, resource, date):
+def string_to_sign(method: str, headers: Mapping[str, Sequence[str]], resource: bytes, date: str) -> bytes:
     """*headers*: ``{lower-case name: [values]}`` as text; *date*: the Date (or Expires) line."""
     lines = [method, _first(headers, "content-md5"), _first(headers, "content-type"), date]
     amz = sorted(
@@ -51,7 +55,8 @@ def string_to_sign(method, headers, resource, date):
     return text.encode("latin-1") + resource
 
 
-def signature(secret, to_sign):
+def signature(secret: str, to_sign: bytes) -> str:
+
     return base64.b64encode(hmac.digest(secret.encode(), to_sign, "sha1")).decode()
 
 

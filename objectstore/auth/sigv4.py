@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote, unquote_to_bytes
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -21,7 +22,7 @@ STREAMING_MODES = frozenset({STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMI
 _SPACES = re.compile(r"\s+")
 
 
-def canonical_uris(path):
+def canonical_uris(path: bytes) -> Iterator[str]:
     """The canonical URIs a client may have signed for a raw *path*, likeliest first.
 
     S3 clients sign the path as they sent it (botocore does not normalise
@@ -36,7 +37,7 @@ def canonical_uris(path):
         yield encoded
 
 
-def canonical_queries(query, exclude=()):
+def canonical_queries(query: bytes, exclude: Collection[str] = ()) -> Iterator[str]:
     """The canonical query strings a client may have signed for a raw *query*, likeliest first.
 
     botocore, handed a URL with its query already in it, signs the pairs as
@@ -55,7 +56,7 @@ def canonical_queries(query, exclude=()):
         yield encoded
 
 
-def canonical_query(query, exclude=()):
+def canonical_query(query: bytes, exclude: Collection[str] = ()) -> str:
     """Names and values URI-encoded, sorted; *query* is the raw query bytes."""
     pairs = []
     for part in query.split(b"&") if query else ():
@@ -70,7 +71,7 @@ def canonical_query(query, exclude=()):
     return "&".join(f"{name}={value}" for name, value in pairs)
 
 
-def canonical_headers(headers, signed):
+def canonical_headers(headers: Mapping[str, Sequence[str]], signed: Iterable[str]) -> str:
     """*headers*: ``{lower-case name: [values]}``; *signed*: the SignedHeaders names."""
     lines = []
     for name in signed:
@@ -89,34 +90,41 @@ def _trim(value):
     return value
 
 
-def canonical_request(method, uri, query, headers, signed, payload_hash):
+def canonical_request(
+    method: str,
+    uri: str,
+    query: str,
+    headers: Mapping[str, Sequence[str]],
+    signed: Sequence[str],
+    payload_hash: str,
+) -> bytes:
     return "\n".join([method, uri, query, canonical_headers(headers, signed), ";".join(signed), payload_hash]).encode(
         "latin-1"
     )
 
 
-def string_to_sign(timestamp, scope, request_bytes):
+def string_to_sign(timestamp: str, scope: str, request_bytes: bytes) -> str:
     return f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashlib.sha256(request_bytes).hexdigest()}"
 
 
 @functools.lru_cache(maxsize=1024)
-def signing_key(secret, date, region, service="s3"):
+def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
     key = _hmac(("AWS4" + secret).encode(), date)
     key = _hmac(key, region)
     key = _hmac(key, service)
     return _hmac(key, "aws4_request")
 
 
-def signature(key, to_sign):
+def signature(key: bytes, to_sign: str) -> str:
     # hmac.digest is OpenSSL's one-shot HMAC: a fraction of hmac.new's cost.
     return hmac.digest(key, to_sign.encode("latin-1"), "sha256").hex()
 
 
-def chunk_string_to_sign(timestamp, scope, previous, chunk_sha256):
+def chunk_string_to_sign(timestamp: str, scope: str, previous: str, chunk_sha256: str) -> str:
     return f"{ALGORITHM}-PAYLOAD\n{timestamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n{chunk_sha256}"
 
 
-def trailer_string_to_sign(timestamp, scope, previous, trailers):
+def trailer_string_to_sign(timestamp: str, scope: str, previous: str, trailers: Iterable[tuple[str, str]]) -> str:
     """*trailers*: (name, value) pairs as received, without the signature itself."""
     canonical = "".join(f"{name}:{value}\n" for name, value in trailers).encode("latin-1")
     return f"{ALGORITHM}-TRAILER\n{timestamp}\n{scope}\n{previous}\n{hashlib.sha256(canonical).hexdigest()}"

@@ -9,7 +9,8 @@ the final empty chunk and, with ``...-PAYLOAD-TRAILER``, the trailer
 
 import hashlib
 import hmac
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from objectstore.auth import sigv4
 from objectstore.auth.errors import SignatureDoesNotMatch
@@ -20,29 +21,32 @@ TRAILER_SIGNATURE = "x-amz-trailer-signature"
 class ChunkSignatures:
     """An aws-chunked observer (see web/awschunked.py) that checks every chunk's signature."""
 
-    def __init__(self, key, timestamp, scope, seed_signature, signed_trailer=False):
+    def __init__(
+        self, key: bytes, timestamp: str, scope: str, seed_signature: str, signed_trailer: bool = False
+    ) -> None:
         self._key = key
         self._timestamp = timestamp
         self._scope = scope
         self._previous = seed_signature
         self._signed_trailer = signed_trailer
-        self._provided = None
+        self._provided: Optional[str] = None
         self._hash: Any = None  # the running SHA-256 of the current chunk
 
-    def chunk_started(self, size, extensions):
+    def chunk_started(self, size: int, extensions: str) -> None:
         self._provided = _extension(extensions, "chunk-signature")
         if self._provided is None:
             raise SignatureDoesNotMatch("An aws-chunked chunk has no chunk-signature.")
         self._hash = hashlib.sha256()
 
-    def chunk_data(self, data):
+    def chunk_data(self, data: bytes) -> None:
         self._hash.update(data)
 
-    def chunk_ended(self):
+    def chunk_ended(self) -> None:
         to_sign = sigv4.chunk_string_to_sign(self._timestamp, self._scope, self._previous, self._hash.hexdigest())
         self._previous = self._check(to_sign, self._provided)
 
-    def trailers_received(self, trailers):
+    def trailers_received(self, trailers: Mapping[str, str]) -> None:
+
         if not self._signed_trailer:
             return
         provided = trailers.get(TRAILER_SIGNATURE)

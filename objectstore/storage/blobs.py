@@ -17,12 +17,16 @@ import errno
 import os
 import secrets
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from io import FileIO
+from typing import Optional, Union
 
 from objectstore.errors import StorageFull
 
 
-def new_blob_id():
+def new_blob_id() -> str:
     return secrets.token_hex(16)
 
 
@@ -30,7 +34,7 @@ SPARES = 32
 
 
 class BlobFiles:
-    def __init__(self, root, durable, spares=SPARES):
+    def __init__(self, root: str, durable: bool, spares: int = SPARES) -> None:
         self.root = root
         self.durable = durable
         self.tmp = os.path.join(root, "tmp")
@@ -39,19 +43,19 @@ class BlobFiles:
         self._spares_wanted = spares
         self._refilling = threading.Lock()
 
-    def create_folders(self):
+    def create_folders(self) -> "BlobFiles":
         """Make tmp/ and blobs/ if they are missing (blocking; once, before use); returns self."""
         os.makedirs(self.tmp, exist_ok=True)
         os.makedirs(self.home, exist_ok=True)
         return self
 
-    def tmp_path(self, blob):
+    def tmp_path(self, blob: str) -> str:
         return os.path.join(self.tmp, blob)
 
-    def path(self, blob):
+    def path(self, blob: str) -> str:
         return os.path.join(self.home, blob[:2], blob)
 
-    def writer(self):
+    def writer(self) -> "BlobWriter":
         """A writer on a fresh temp file (a spare one when there is one)."""
         try:
             blob, fd = self._spares.popleft()
@@ -59,10 +63,10 @@ class BlobFiles:
             blob, fd = self._create()
         return BlobWriter(self, blob, fd)
 
-    def needs_spares(self):
+    def needs_spares(self) -> bool:
         return len(self._spares) < self._spares_wanted // 2
 
-    def make_spares(self):
+    def make_spares(self) -> None:
         """Top the spare temp files up (blocking: run in a thread)."""
         if not self._refilling.acquire(blocking=False):
             return
@@ -74,22 +78,22 @@ class BlobFiles:
         finally:
             self._refilling.release()
 
-    def spare_names(self):
+    def spare_names(self) -> set[str]:
         return {blob for blob, _ in list(self._spares)}
 
-    def drop_spares(self):
+    def drop_spares(self) -> None:
         while self._spares:
             blob, fd = self._spares.popleft()
             os.close(fd)
             self.unlink(blob)
 
-    def _create(self):
+    def _create(self) -> tuple[str, int]:
         blob = new_blob_id()
         with full_disk_is_storage_full():
             fd = os.open(self.tmp_path(blob), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return blob, fd
 
-    def move_home(self, blob):
+    def move_home(self, blob: str) -> None:
         """Rename a committed blob from tmp/ into place (after the answer: off the critical path)."""
         target = self.path(blob)
         try:
@@ -99,14 +103,14 @@ class BlobFiles:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.rename(self.tmp_path(blob), target)
 
-    def unlink(self, blob):
+    def unlink(self, blob: str) -> None:
         for path in (self.path(blob), self.tmp_path(blob)):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
 
-    def open(self, blob):
+    def open(self, blob: str) -> Optional[FileIO]:
         """Open a blob for reading wherever it is right now.
 
         A blob is in tmp/ between its commit and its rename home; trying
@@ -119,7 +123,7 @@ class BlobFiles:
                 continue
         return None
 
-    def sync_dir(self, path):
+    def sync_dir(self, path: str) -> None:
         if not self.durable:
             return
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -128,11 +132,11 @@ class BlobFiles:
         finally:
             os.close(fd)
 
-    def sync_tmp(self):
+    def sync_tmp(self) -> None:
         """Make the entries of every synced temp blob durable (once per commit batch)."""
         self.sync_dir(self.tmp)
 
-    def leftovers(self):
+    def leftovers(self) -> list[str]:
         """Blob ids still in tmp/ (start-up recovery decides their fate)."""
         return os.listdir(self.tmp)
 
@@ -153,27 +157,30 @@ class BlobWriter:
     batch, see ``Index.write``'s *prepare*).
     """
 
-    def __init__(self, files, blob, fd):
+    def __init__(self, files: BlobFiles, blob: str, fd: int) -> None:
         self.files = files
         self.blob = blob
         self.path = files.tmp_path(blob)
-        self._fd = fd
+        self._fd: Optional[int] = fd
         self._unflushed = 0
-        self._flushing = None
+        self._flushing: Optional[Future[None]] = None
 
-    def write(self, data):
+    def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+
+        fd = self._fd
+        assert fd is not None, "written after sync or abort"
         view = memoryview(data)
         with full_disk_is_storage_full():
             while view:
-                view = view[os.write(self._fd, view) :]
+                view = view[os.write(fd, view) :]
         self._unflushed += len(data)
         if self.files.durable and self._unflushed >= FLUSH_EVERY and (self._flushing is None or self._flushing.done()):
             # Early, not instead: sync() still makes it all durable, and
             # reports this flush's error (the kernel reports one only once).
             self._unflushed = 0
-            self._flushing = _flusher.submit(os.fdatasync, self._fd)
+            self._flushing = _flusher.submit(os.fdatasync, fd)
 
-    def sync(self):
+    def sync(self) -> None:
         """Make the bytes durable (blocking: run in a thread); once is enough.
 
         The tmp/ entry is made durable by the commit batch that publishes
@@ -189,7 +196,7 @@ class BlobWriter:
             os.close(self._fd)
             self._fd = None
 
-    def abort(self):
+    def abort(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             if self._flushing is not None and not self._flushing.done():
@@ -204,7 +211,7 @@ class BlobWriter:
 
 
 @contextmanager
-def full_disk_is_storage_full():
+def full_disk_is_storage_full() -> Iterator[None]:
     """A full disk or quota is the client's StorageFull; any other OSError stays what it is."""
     try:
         yield

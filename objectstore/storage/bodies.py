@@ -12,28 +12,33 @@ import collections
 import itertools
 import os
 import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import BinaryIO, Optional
+
+from objectstore.storage.blobs import BlobFiles
+from objectstore.storage.records import Segment
 
 
 class InlineBody:
     """The bytes of an object kept in the index, read like an ObjectBody."""
 
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self._data = data
 
-    def read(self, offset, length):
+    def read(self, offset: int, length: int) -> bytes:
         return self._data[offset : offset + length]
 
-    def close(self):
+    def close(self) -> None:
         self._data = b""
 
 
 class ObjectBody:
     """The opened blobs of one object, read by absolute object offset."""
 
-    def __init__(self, segments, handles):
+    def __init__(self, segments: Sequence[Segment], handles: Sequence[BinaryIO]) -> None:
         self._runs = list(zip(segments, handles, strict=True))
 
-    def read(self, offset, length):
+    def read(self, offset: int, length: int) -> bytes:
         """Up to *length* bytes from *offset*, never crossing a segment end."""
         for segment, handle in self._runs:
             if offset < segment.length:
@@ -42,7 +47,7 @@ class ObjectBody:
             offset -= segment.length
         return b""
 
-    def close(self):
+    def close(self) -> None:
         for _, handle in self._runs:
             handle.close()
         self._runs = []
@@ -55,15 +60,15 @@ class SegmentedBody:
     opened once. *release* runs at close, to unpin the blobs.
     """
 
-    def __init__(self, segments, files, release):
+    def __init__(self, segments: Sequence[Segment], files: BlobFiles, release: Callable[[], None]) -> None:
         self._segments = segments
         # Where each segment ends in the object, to find one by offset (bisect).
         self._ends = list(itertools.accumulate(segment.length for segment in segments))
         self._files = files
-        self._release = release
-        self._open = (None, None)  # (index, handle)
+        self._release: Optional[Callable[[], None]] = release
+        self._open: tuple[Optional[int], Optional[BinaryIO]] = (None, None)  # (index, handle)
 
-    def read(self, offset, length):
+    def read(self, offset: int, length: int) -> bytes:
         """Up to *length* bytes from *offset*, never crossing a segment end; b"" past the end or if a blob is gone."""
         index = bisect.bisect_right(self._ends, offset)
         if index >= len(self._segments) or self._release is None:
@@ -85,7 +90,7 @@ class SegmentedBody:
             self._open = (index, handle)
         return handle
 
-    def close(self):
+    def close(self) -> None:
         _, handle = self._open
         if handle is not None:
             handle.close()
@@ -102,16 +107,16 @@ class Pins:
     writer thread: one lock keeps them apart.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._readers: collections.Counter = collections.Counter()
-        self._doomed = set()
+        self._readers: collections.Counter[str] = collections.Counter()
+        self._doomed: set[str] = set()
 
-    def pin(self, blobs):
+    def pin(self, blobs: Iterable[str]) -> None:
         with self._lock:
             self._readers.update(blobs)
 
-    def release(self, blobs):
+    def release(self, blobs: Iterable[str]) -> list[str]:
         """Unpin *blobs*; the doomed ones no read needs any more, to unlink now."""
         free = []
         with self._lock:
@@ -124,7 +129,7 @@ class Pins:
                         free.append(blob)
         return free
 
-    def claim(self, blobs):
+    def claim(self, blobs: Iterable[str]) -> list[str]:
         """Of *blobs* (garbage now), those to unlink at once; the pinned ones wait for their release."""
         with self._lock:
             if not self._readers:

@@ -15,6 +15,7 @@ come from what each part's was:
 
 import base64
 import hashlib
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from objectstore.checksums import b64digest, new_checksum
@@ -30,7 +31,7 @@ CRC_POLYNOMIALS = {
 }
 
 
-def composite_etag(part_md5s):
+def composite_etag(part_md5s: Sequence[str]) -> str:
     """``<md5 of the parts' binary MD5s>-N`` from the parts' hex MD5s."""
     md5 = hashlib.md5()
     for hex_md5 in part_md5s:
@@ -38,7 +39,7 @@ def composite_etag(part_md5s):
     return f"{md5.hexdigest()}-{len(part_md5s)}"
 
 
-def composite_checksum(algorithm, part_values):
+def composite_checksum(algorithm: str, part_values: Sequence[str]) -> str:
     """The COMPOSITE checksum from the parts' base64 values of *algorithm*."""
     running = new_checksum(algorithm)
     for value in part_values:
@@ -46,7 +47,7 @@ def composite_checksum(algorithm, part_values):
     return f"{b64digest(running)}-{len(part_values)}"
 
 
-def full_object_crc(algorithm, parts):
+def full_object_crc(algorithm: str, parts: Iterable[tuple[str, int]]) -> str:
     """The CRC of the concatenated parts; *parts*: ``(base64 CRC, length)`` in order."""
     polynomial, width = CRC_POLYNOMIALS[algorithm]
     crc = 0  # the CRC of no bytes at all, for these CRCs

@@ -7,12 +7,13 @@ checks, which must create nothing) can say who is using the folder.
 
 import fcntl
 import os
+from typing import Optional
 
 
 class DataDirInUse(Exception):
     """Another server already serves this data folder."""
 
-    def __init__(self, data_dir, pid=""):
+    def __init__(self, data_dir: str, pid: Optional[str] = "") -> None:
         self.data_dir = data_dir
         self.pid = pid
         by = f"another objectstore (pid {pid})" if pid else "another objectstore"
@@ -22,7 +23,7 @@ class DataDirInUse(Exception):
 LOCK_FILE = "lock"
 
 
-def lock_data_dir(data_dir):
+def lock_data_dir(data_dir: str) -> int:
     """Take the folder's lock (held while the fd is open) and write our PID in it, for lock_holder()."""
     fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -36,7 +37,7 @@ def lock_data_dir(data_dir):
     return fd
 
 
-def lock_holder(data_dir):
+def lock_holder(data_dir: str) -> Optional[str]:
     """The PID (as text, "" if unknown) of the process serving *data_dir*, or None if none does.
 
     Creates nothing: a folder, or a lock file, that does not exist is not in use.

@@ -5,10 +5,13 @@ past the prefix, so a listing costs one query per page plus one per prefix,
 however many keys hide below the prefixes.
 """
 
+import sqlite3
+from typing import Optional
+
 from objectstore.storage.records import ListEntry, Listing
 
 
-def prefix_end(prefix):
+def prefix_end(prefix: str) -> Optional[str]:
     """The smallest string greater than every string starting with *prefix*.
 
     SQLite compares TEXT as UTF-8 bytes, which orders like code points, so
@@ -25,7 +28,14 @@ def prefix_end(prefix):
     return None
 
 
-def list_keys(conn, bucket, prefix="", delimiter="", after="", max_keys=1000):
+def list_keys(
+    conn: sqlite3.Connection,
+    bucket: str,
+    prefix: str = "",
+    delimiter: str = "",
+    after: str = "",
+    max_keys: int = 1000,
+) -> Listing:
     """Keys (and common prefixes) of *bucket* greater than *after*, in order."""
     entries: list = []
     prefixes: list = []

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+from typing import Optional
 
 from objectstore.errors import InvalidArgument, InvalidBucketName, KeyTooLongError
 
@@ -18,7 +19,7 @@ _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _RESERVED_NAMES = frozenset({"tmp"})
 
 
-def check_bucket_name(name):
+def check_bucket_name(name: str) -> str:
     """Apply S3's naming rules (the strict, DNS-compatible ones); InvalidBucketName says which one failed."""
     reason = bucket_name_problem(name)
     if reason is not None:
@@ -26,7 +27,7 @@ def check_bucket_name(name):
     return name
 
 
-def bucket_name_problem(name):
+def bucket_name_problem(name: str) -> Optional[str]:
     """Why *name* cannot be a bucket's name (the first rule it breaks), or None if it can."""
     if not 3 <= len(name) <= 63:
         return f"a bucket name is 3 to 63 characters long, and this one is {len(name)}"
@@ -59,7 +60,7 @@ def _is_ip_address(name):
     return True
 
 
-def check_key(key):
+def check_key(key: str) -> str:
     """Keys are any UTF-8 up to 1024 bytes, but never a NUL: it cannot round-trip."""
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise KeyTooLongError(Size=len(key.encode("utf-8", "surrogatepass")), MaxSizeAllowed=MAX_KEY_BYTES)
@@ -68,7 +69,7 @@ def check_key(key):
     return key
 
 
-def decode_key(raw):
+def decode_key(raw: bytes) -> str:
     """Turn the percent-decoded bytes of a key into text, refusing invalid UTF-8."""
     try:
         return raw.decode("utf-8")

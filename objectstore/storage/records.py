@@ -39,11 +39,11 @@ class ObjectInfo:
     segments: tuple = ()
 
     @property
-    def quoted_etag(self):
+    def quoted_etag(self) -> str:
         return f'"{self.etag}"'
 
     @property
-    def part_count(self):
+    def part_count(self) -> Optional[int]:
         """How many parts a multipart object was completed from; None for one uploaded whole.
 
         A multipart ETag ends in ``-N`` (see storage/multipart.py), and each
@@ -84,7 +84,8 @@ class Part:
     checksums: dict = field(default_factory=dict)
 
     @property
-    def quoted_etag(self):
+    def quoted_etag(self) -> str:
+
         return f'"{self.etag}"'
 
 

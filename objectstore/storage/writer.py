@@ -10,6 +10,9 @@ they pass the limit, so memory stays bounded by the limit per upload.
 
 import errno
 import hashlib
+from typing import Optional, Protocol
+
+from objectstore.storage.blobs import BlobFiles, BlobWriter
 
 # Objects up to this size live in the index. SQLite reads and writes blobs
 # of this size faster than the file system (https://sqlite.org/intern-v-extern-blob.html)
@@ -18,28 +21,34 @@ INLINE_LIMIT = 64 * 1024
 COPY_CHUNK = 1024 * 1024
 
 
+class RangeReader(Protocol):
+    """What copy_body reads from: the reading half of ``contract.BodyReader`` (a part's window of one is enough)."""
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
 class ObjectWriter:
     """Receives an object's bytes, hashing them on the way (the MD5 is the ETag)."""
 
-    def __init__(self, files, inline_limit=INLINE_LIMIT):
+    def __init__(self, files: BlobFiles, inline_limit: int = INLINE_LIMIT) -> None:
         self._files = files
         self._limit = inline_limit
         self.size = 0
         self.md5 = hashlib.md5()
         self._buffer = bytearray()
-        self._blob = None
+        self._blob: Optional[BlobWriter] = None
 
     @property
-    def blob(self):
+    def blob(self) -> Optional[str]:
         """The temp blob holding the bytes, or None while they are inline."""
         return None if self._blob is None else self._blob.blob
 
-    def data(self):
+    def data(self) -> bytes:
         """The bytes of an inline object."""
         assert self._blob is None, "the object spilled into a blob"
         return bytes(self._buffer)
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         self.md5.update(data)
         self.size += len(data)
         if self._blob is None:
@@ -51,22 +60,22 @@ class ObjectWriter:
             self._buffer = bytearray()
         self._blob.write(data)
 
-    def finish(self):
+    def finish(self) -> None:
         """Every byte is in (BodySink). Nothing to check or flush: a blob's bytes are made durable by
         ``sync``, in the commit batch that publishes them, off the reactor."""
 
-    def sync(self):
+    def sync(self) -> None:
         """Make a blob's bytes durable (blocking; nothing to do for inline bytes)."""
         if self._blob is not None:
             self._blob.sync()
 
-    def abort(self):
+    def abort(self) -> None:
         self._buffer = bytearray()
         if self._blob is not None:
             self._blob.abort()
 
 
-def copy_body(files, body, size, inline_limit=INLINE_LIMIT):
+def copy_body(files: BlobFiles, body: RangeReader, size: int, inline_limit: int = INLINE_LIMIT) -> ObjectWriter:
     """Copy an opened object's bytes into a new writer, synced (blocking: run in a thread).
 
     The copy is hashed on the way, so the new object's ETag is the MD5 of
