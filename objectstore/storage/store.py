@@ -30,9 +30,6 @@ from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, Listing, ObjectInfo, Segment
 from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
 
-# Re-exported: auth reads a user's buckets in its own transaction through storage.
-bucket_names_owned_by = rows.bucket_names_owned_by
-
 
 class Store:
     """The disk backend of the storage contract (``contract.ObjectStore``): the index plus blob files."""
