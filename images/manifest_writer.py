@@ -80,7 +80,8 @@ def build_manifest(
     _sub(image, "type", image_type)
     _sub(image, "digest", image_digest, algorithm="SHA1")
     _sub(image, "size", str(size))
-    _sub(image, "bundled_size", str(bundled_size))
+    if bundled_size is not None:  # old manifests have none: their copies must parse too
+        _sub(image, "bundled_size", str(bundled_size))
     _sub(image, "ec2_encrypted_key", ec2_encrypted_key, algorithm="AES-128-CBC")
     _sub(image, "user_encrypted_key", user_encrypted_key, algorithm="AES-128-CBC")
     _sub(image, "ec2_encrypted_iv", ec2_encrypted_iv)

@@ -8,7 +8,7 @@ import pytest
 
 from images.bundle import bundle_image
 from images.errors import DecryptError, DigestMismatch, ImageTooLarge, ManifestError, MissingPart, UnsafeArchive
-from images.manifest import Part
+from images.manifest import Part, parse_manifest
 from images.safetar import HEADER_BUDGET, METADATA_LIMIT
 from images.testing import (
     block_device,
@@ -260,3 +260,10 @@ def test_part_names_outside_the_bundle_folder_are_refused(workspace, cloud, user
     parts = [Part(0, "../secret", bundled.manifest.parts[0].digest), *bundled.manifest.parts[1:]]
     rewrite_manifest(bundled, user, parts=parts)
     assert_refused(workspace, bundled.manifest_path, cloud.key, ManifestError, "has a directory in it")
+
+
+def test_a_manifest_without_bundled_size_is_written_without_it_and_parses(bundled, user):
+    """Old manifests carry no <bundled_size>; rewriting one must not invent "None"."""
+    data = rebuild_manifest(bundled.manifest, private_key=user.key, bundled_size=None)
+    assert b"bundled_size" not in data
+    assert parse_manifest(data).bundled_size is None
