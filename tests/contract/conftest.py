@@ -9,22 +9,18 @@ after ``close``. Every test in this package then runs against it.
 import inspect
 
 import pytest
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 
-from objectstore.storage.store import Store
+from tests.helpers import started_store
 
 
 def disk_store(location):
-    store = Store(str(location), durable=True, reactor=reactor)
-    store.start()
-    return store
+    return started_store(location)
 
 
 def disk_store_without_inline_objects(location):
     """The disk store with every object in a blob file: the other half of its write paths."""
-    store = Store(str(location), durable=True, reactor=reactor, inline_limit=0)
-    store.start()
-    return store
+    return started_store(location, inline_limit=0)
 
 
 BACKENDS = {

@@ -10,7 +10,7 @@ from lxml import etree
 from objectstore.auth import acl as acls
 from objectstore.xmlio import S3_NS, XSI_NS
 from tests.conftest import ADMIN_KEYS
-from tests.helpers import client_error
+from tests.helpers import client_error, refused, unchanged
 from tests.s3http import call, error_code, header
 
 ALL_USERS = acls.ALL_USERS
@@ -185,11 +185,14 @@ async def test_a_copy_without_acl_headers_is_private_whatever_the_source(server,
 async def test_an_unknown_canned_acl_is_refused_and_changes_nothing(server, bucket_name):
     await bucket(server, bucket_name)
     await obj(server, bucket_name, "k")
-    before = server.snapshot()
-    for method, path in [("PUT", f"/{bucket_name}-new"), ("PUT", f"/{bucket_name}/k2"), ("PUT", f"/{bucket_name}?acl")]:
-        response, content = await call(server, method, path, headers={"x-amz-acl": "public"}, body=b"")
-        assert (response.code, error_code(content)) == (400, "InvalidArgument"), path
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for method, path in [
+            ("PUT", f"/{bucket_name}-new"),
+            ("PUT", f"/{bucket_name}/k2"),
+            ("PUT", f"/{bucket_name}?acl"),
+        ]:
+            response, content = await call(server, method, path, headers={"x-amz-acl": "public"}, body=b"")
+            assert (response.code, error_code(content)) == (400, "InvalidArgument"), path
 
 
 # -- grant headers -------------------------------------------------------------------------------
@@ -312,12 +315,11 @@ async def test_bad_acl_headers_are_refused_everywhere_and_change_nothing(server,
     headers, code = BAD_HEADERS[case]
     await bucket(server, bucket_name)
     await obj(server, bucket_name, "src")
-    before = server.snapshot()
-    for method, path, extra in refusals(bucket_name):
-        body = b"" if "copy" in path or "acl" in path or path.endswith("-new") else b"body"
-        response, content = await call(server, method, path, headers={**headers, **extra}, body=body)
-        assert (response.code, error_code(content)) == (400, code), path
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for method, path, extra in refusals(bucket_name):
+            body = b"" if "copy" in path or "acl" in path or path.endswith("-new") else b"body"
+            response, content = await call(server, method, path, headers={**headers, **extra}, body=body)
+            assert (response.code, error_code(content)) == (400, code), path
 
 
 # -- AccessControlPolicy documents -------------------------------------------------------------
@@ -366,10 +368,9 @@ async def test_an_acl_read_back_can_be_written_back_unchanged(server, bucket_nam
     await obj(server, bucket_name, "k", headers={"x-amz-acl": "aws-exec-read"})
     for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
         _, document = await call(server, "GET", path)
-        before = server.snapshot()
-        response, content = await call(server, "PUT", path, body=document)
-        assert response.code == 200, content
-        assert server.snapshot() == before
+        async with unchanged(server):
+            response, content = await call(server, "PUT", path, body=document)
+            assert response.code == 200, content
         _, again = await call(server, "GET", path)
         assert again == document
 
@@ -445,11 +446,10 @@ async def test_bad_policy_documents_are_refused_and_change_nothing(server, bucke
     make, status, code = BAD_DOCUMENTS[case]
     await bucket(server, bucket_name)
     await obj(server, bucket_name, "k")
-    before = server.snapshot()
-    for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
-        response, content = await call(server, "PUT", path, body=make(admin_id(server)))
-        assert (response.code, error_code(content)) == (status, code), path
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
+            response, content = await call(server, "PUT", path, body=make(admin_id(server)))
+            assert (response.code, error_code(content)) == (status, code), path
 
 
 @pytest_twisted.ensureDeferred
@@ -469,43 +469,37 @@ async def test_an_unknown_id_names_the_argument_as_aws_does(server, bucket_name)
 async def test_put_acl_with_headers_and_a_document_is_unexpected_content(server, bucket_name):
     await bucket(server, bucket_name)
     await obj(server, bucket_name, "k")
-    before = server.snapshot()
-    for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
-        body = policy_xml(admin_id(server))
-        response, content = await call(server, "PUT", path, headers={"x-amz-acl": "public-read"}, body=body)
-        assert (response.code, error_code(content)) == (400, "UnexpectedContent"), path
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
+            body = policy_xml(admin_id(server))
+            response, content = await call(server, "PUT", path, headers={"x-amz-acl": "public-read"}, body=body)
+            assert (response.code, error_code(content)) == (400, "UnexpectedContent"), path
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_acl_with_neither_headers_nor_a_document_is_missing_security_header(server, bucket_name):
     await bucket(server, bucket_name)
     await obj(server, bucket_name, "k")
-    before = server.snapshot()
-    for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
-        response, content = await call(server, "PUT", path)
-        assert (response.code, error_code(content)) == (400, "MissingSecurityHeader"), path
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for path in (f"/{bucket_name}?acl", f"/{bucket_name}/k?acl"):
+            response, content = await call(server, "PUT", path)
+            assert (response.code, error_code(content)) == (400, "MissingSecurityHeader"), path
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_acl_document_damaged_on_the_way_is_bad_digest(server, bucket_name):
     await bucket(server, bucket_name)
-    before = server.snapshot()
     body = policy_xml(admin_id(server), xsi_grantee("Group", f"<URI>{ALL_USERS}</URI>"))
     md5 = base64.b64encode(hashlib.md5(body + b" ").digest()).decode()
-    response, content = await call(server, "PUT", f"/{bucket_name}?acl", headers={"Content-MD5": md5}, body=body)
-    assert (response.code, error_code(content)) == (400, "BadDigest")
-    assert server.snapshot() == before
+    request = call(server, "PUT", f"/{bucket_name}?acl", headers={"Content-MD5": md5}, body=body)
+    await refused(server, "BadDigest", request, 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_object_acl_of_a_missing_key_is_no_such_key(server, bucket_name):
     await bucket(server, bucket_name)
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}/missing?acl", headers={"x-amz-acl": "public-read"})
-    assert (response.code, error_code(content)) == (404, "NoSuchKey")
-    assert server.snapshot() == before
+    request = call(server, "PUT", f"/{bucket_name}/missing?acl", headers={"x-amz-acl": "public-read"})
+    await refused(server, "NoSuchKey", request, 404)
 
 
 # -- owners: who may do what ----------------------------------------------------------------------

@@ -13,27 +13,11 @@ import time
 import pytest
 import pytest_twisted
 import treq
-from botocore.exceptions import ClientError
 from lxml import etree
 
 from tests.conftest import ADMIN_KEYS, REGION
-from tests.helpers import make_bucket
+from tests.helpers import make_bucket, refused, unchanged
 from tests.s3http import call, error_code, signed_headers
-
-
-def client_error_code(failure_or_exception):
-    return failure_or_exception.response["Error"]["Code"]
-
-
-async def refused_with(server, code, make_call):
-    """Run a blocking boto3 call that must fail with *code*, and change nothing."""
-    before = server.snapshot()
-    with pytest.raises(ClientError) as caught:
-        await server.blocking(make_call)
-    assert client_error_code(caught.value) == code
-    assert server.snapshot() == before
-    return caught.value
-
 
 # -- boto3, Signature V4 -----------------------------------------------------------------
 
@@ -42,17 +26,14 @@ async def refused_with(server, code, make_call):
 async def test_boto3_with_a_wrong_secret_is_refused_and_changes_nothing(server, bucket_name):
     await make_bucket(server, bucket_name)
     s3 = server.boto3(keys=(ADMIN_KEYS[0], "not-the-secret"))
-    error = await refused_with(
-        server, "SignatureDoesNotMatch", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x")
-    )
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    await refused(server, "SignatureDoesNotMatch", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"), 403)
 
 
 @pytest_twisted.ensureDeferred
 async def test_boto3_with_an_unknown_key_is_refused(server, bucket_name):
     await make_bucket(server, bucket_name)
     s3 = server.boto3(keys=("AKIDNOBODYHASTHIS000", "whatever"))
-    await refused_with(server, "InvalidAccessKeyId", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
+    await refused(server, "InvalidAccessKeyId", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
 
 
 def signed_for_region(method, url, region, data=b"", keys=ADMIN_KEYS):
@@ -85,10 +66,9 @@ async def test_the_signature_is_checked_with_the_region_the_client_named(server,
     url = f"{server.url}/{bucket_name}/k"
     headers = signed_for_region("PUT", url, "us-east-1", b"x")
     headers["Authorization"] = [headers["Authorization"][0].replace("/us-east-1/", "/eu-west-1/")]
-    before = server.snapshot()
-    response = await treq.put(url, data=b"x", headers=headers)
-    assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
-    assert server.snapshot() == before
+    async with unchanged(server):
+        response = await treq.put(url, data=b"x", headers=headers)
+        assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
 
 
 @pytest_twisted.ensureDeferred
@@ -119,15 +99,14 @@ async def test_strict_region_tells_a_request_scoped_to_another_region_the_right_
     server = strict_server
     await make_bucket(server, bucket_name)
     url = f"{server.url}/{bucket_name}/k"
-    before = server.snapshot()
-    response = await treq.put(url, data=b"x", headers=signed_for_region("PUT", url, "eu-west-1", b"x"))
-    root = etree.fromstring(await treq.content(response))
+    async with unchanged(server):
+        response = await treq.put(url, data=b"x", headers=signed_for_region("PUT", url, "eu-west-1", b"x"))
+        root = etree.fromstring(await treq.content(response))
     assert (response.code, root.findtext("Code"), root.findtext("Region")) == (
         400,
         "AuthorizationHeaderMalformed",
         REGION,
     )
-    assert server.snapshot() == before
 
 
 @pytest_twisted.ensureDeferred
@@ -156,7 +135,7 @@ async def test_a_clock_sixteen_minutes_off_is_too_skewed(server, bucket_name, mo
     await make_bucket(server, bucket_name)
     monkeypatch.setattr(server.site.resource.authenticator, "clock", lambda: time.time() + 16 * 60)
     s3 = server.boto3()
-    await refused_with(server, "RequestTimeTooSkewed", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
+    await refused(server, "RequestTimeTooSkewed", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
 
 
 @pytest_twisted.ensureDeferred
@@ -164,11 +143,10 @@ async def test_a_body_that_is_not_the_signed_one_is_refused(server, bucket_name)
     await make_bucket(server, bucket_name)
     url = f"{server.url}/{bucket_name}/k"
     headers = signed_headers("PUT", url, body=b"what was signed")
-    before = server.snapshot()
-    response = await treq.put(url, data=b"what was sent!!", headers={k: [v] for k, v in headers.items()})
-    content = await treq.content(response)
-    assert (response.code, error_code(content)) == (400, "XAmzContentSHA256Mismatch")
-    assert server.snapshot() == before
+    async with unchanged(server):
+        response = await treq.put(url, data=b"what was sent!!", headers={k: [v] for k, v in headers.items()})
+        content = await treq.content(response)
+        assert (response.code, error_code(content)) == (400, "XAmzContentSHA256Mismatch")
 
 
 # -- presigned URLs, fetched by a plain HTTP client -------------------------------------------
@@ -211,10 +189,9 @@ async def test_a_presigned_url_with_a_changed_key_is_refused(server, bucket_name
     url = await server.blocking(
         s3.generate_presigned_url, "put_object", Params={"Bucket": bucket_name, "Key": "allowed"}, ExpiresIn=300
     )
-    before = server.snapshot()
-    response = await treq.put(url.replace("/allowed?", "/other?"), data=b"x")
-    assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
-    assert server.snapshot() == before
+    async with unchanged(server):
+        response = await treq.put(url.replace("/allowed?", "/other?"), data=b"x")
+        assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
 
 
 # -- Signature V2: botocore's signer, header and query ---------------------------------------
@@ -242,7 +219,7 @@ async def test_botocore_signature_v2_round_trip(server, bucket_name):
 async def test_botocore_signature_v2_with_a_wrong_secret_is_refused(server, bucket_name):
     await make_bucket(server, bucket_name)
     s3 = server.boto3(keys=(ADMIN_KEYS[0], "wrong"), signature_version="s3")
-    await refused_with(server, "SignatureDoesNotMatch", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
+    await refused(server, "SignatureDoesNotMatch", lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"x"))
 
 
 @pytest_twisted.ensureDeferred
@@ -317,10 +294,9 @@ async def test_a_header_signature_over_the_host_without_its_port_is_refused(serv
     # The portless variant is for presigned URLs only: nothing else is relaxed.
     await make_bucket(server, bucket_name)
     headers = signed_for_region("PUT", f"http://127.0.0.1/{bucket_name}/k", REGION, b"x")
-    before = server.snapshot()
-    response = await treq.put(f"{server.url}/{bucket_name}/k", data=b"x", headers=headers)
-    assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
-    assert server.snapshot() == before
+    async with unchanged(server):
+        response = await treq.put(f"{server.url}/{bucket_name}/k", data=b"x", headers=headers)
+        assert (response.code, error_code(await treq.content(response))) == (403, "SignatureDoesNotMatch")
 
 
 def aurora_driver(server, keys=ADMIN_KEYS):
@@ -355,13 +331,12 @@ async def test_libcloud_auroraobjects_driver_with_a_wrong_secret_is_refused(serv
 
     await make_bucket(server, bucket_name)
     driver = aurora_driver(server, keys=(ADMIN_KEYS[0], "wrong"))
-    before = server.snapshot()
-    container = await server.blocking(driver.get_container, bucket_name)
-    with pytest.raises(InvalidCredsError):
-        await server.blocking(driver.upload_object_via_stream, iter([b"x"]), container, "k")
-    with pytest.raises(InvalidCredsError):
-        await server.blocking(driver.list_container_objects, container)
-    assert server.snapshot() == before
+    async with unchanged(server):
+        container = await server.blocking(driver.get_container, bucket_name)
+        with pytest.raises(InvalidCredsError):
+            await server.blocking(driver.upload_object_via_stream, iter([b"x"]), container, "k")
+        with pytest.raises(InvalidCredsError):
+            await server.blocking(driver.list_container_objects, container)
 
 
 # -- hand-built signed aws-chunked bodies ------------------------------------------------------
@@ -484,14 +459,12 @@ async def test_signed_aws_chunked_body_with_a_signed_trailer_is_stored(server, b
 async def test_a_tampered_signed_chunk_is_refused_and_stores_nothing(server, bucket_name, tamper):
     await make_bucket(server, bucket_name)
     await call(server, "PUT", f"/{bucket_name}/k", body=b"the old version")
-    before = server.snapshot()
     head, body = signed_chunked_request(
         server, f"/{bucket_name}/k", os.urandom(9000), [4000, 4000, 1000], tamper=tamper
     )
-    status, content = await server.blocking(send_in_pieces, server.port, head, body, 1500)
-    assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")
-    await server.settled()
-    assert server.snapshot() == before
+    async with unchanged(server, settle=True):
+        status, content = await server.blocking(send_in_pieces, server.port, head, body, 1500)
+        assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")
 
 
 @pytest_twisted.ensureDeferred
@@ -501,7 +474,6 @@ async def test_a_wrong_trailer_signature_is_refused_and_stores_nothing(server, b
     import zlib
 
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     payload = os.urandom(5000)
     crc = base64.b64encode(zlib.crc32(payload).to_bytes(4, "big")).decode()
     head, body = signed_chunked_request(
@@ -509,7 +481,6 @@ async def test_a_wrong_trailer_signature_is_refused_and_stores_nothing(server, b
     )
     # The checksum is right; only the trailer's signature is not.
     body = re.sub(rb"x-amz-trailer-signature:[0-9a-f]{64}", b"x-amz-trailer-signature:" + b"0" * 64, body)
-    status, content = await server.blocking(send_in_pieces, server.port, head, body, 4096)
-    assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")
-    await server.settled()
-    assert server.snapshot() == before
+    async with unchanged(server, settle=True):
+        status, content = await server.blocking(send_in_pieces, server.port, head, body, 4096)
+        assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")

@@ -6,11 +6,10 @@ from urllib.parse import quote
 
 import pytest
 import pytest_twisted
-from botocore.exceptions import ClientError
 from lxml import etree
 
 from objectstore.web.bucket import BucketResource
-from tests.helpers import client_error
+from tests.helpers import client_error, refused, unchanged
 from tests.s3http import call, error_code, header, raw, signed_headers
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -128,76 +127,52 @@ async def test_a_bucket_is_created_in_the_region_its_configuration_asks_for(serv
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("constraint", ["eu west 1", "-eu", "x" * 64, "eu_west_1"])
 async def test_a_location_constraint_that_is_no_region_name_is_refused(server, bucket_name, constraint):
-    before = server.snapshot()
     body = (
         f'<CreateBucketConfiguration xmlns="{S3_NS}"><LocationConstraint>{constraint}</LocationConstraint>'
         "</CreateBucketConfiguration>"
     ).encode()
-    response, content = await call(server, "PUT", f"/{bucket_name}", body=body)
-    assert (response.code, error_code(content)) == (400, "InvalidLocationConstraint")
-    assert server.snapshot() == before
+    await refused(server, "InvalidLocationConstraint", call(server, "PUT", f"/{bucket_name}", body=body), 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_strict_region_create_bucket_refuses_another_region(strict_server, bucket_name):
     server = strict_server
-    before = server.snapshot()
     s3 = server.boto3()
-    code, status = await server.blocking(
-        client_error,
-        s3.create_bucket,
-        Bucket=bucket_name,
-        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    await refused(
+        server,
+        "InvalidLocationConstraint",
+        lambda: s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}),
+        400,
     )
-    assert (code, status) == ("InvalidLocationConstraint", 400)
-    assert server.snapshot() == before
 
 
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_refuses_malformed_configuration(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}", body=b"<CreateBucketConfiguration>")
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
-    assert server.snapshot() == before
+    request = call(server, "PUT", f"/{bucket_name}", body=b"<CreateBucketConfiguration>")
+    await refused(server, "MalformedXML", request, 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_refuses_a_configuration_of_another_kind(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}", body=b"<Tagging/>")
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
-    assert server.snapshot() == before
+    await refused(server, "MalformedXML", call(server, "PUT", f"/{bucket_name}", body=b"<Tagging/>"), 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_twice_is_bucket_already_owned_by_you(server, bucket_name):
     await create(server, bucket_name)
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}")
-    assert response.code == 409
-    assert error_code(content) == "BucketAlreadyOwnedByYou"
-    assert server.snapshot() == before
+    await refused(server, "BucketAlreadyOwnedByYou", call(server, "PUT", f"/{bucket_name}"), 409)
 
 
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_owned_by_another_user_is_bucket_already_exists(server, bucket_name):
     await create(server, bucket_name)
     keys = server.create_user("mallory")
-    before = server.snapshot()
-    code, status = await server.blocking(client_error, server.boto3(keys).create_bucket, Bucket=bucket_name)
-    assert (code, status) == ("BucketAlreadyExists", 409)
-    assert server.snapshot() == before
+    await refused(server, "BucketAlreadyExists", lambda: server.boto3(keys).create_bucket(Bucket=bucket_name), 409)
 
 
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_refuses_anonymous(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}", keys=None)
-    assert response.code == 403
-    assert error_code(content) == "AccessDenied"
-    assert server.snapshot() == before
+    await refused(server, "AccessDenied", call(server, "PUT", f"/{bucket_name}", keys=None), 403)
 
 
 INVALID_NAMES = ["..", "_images", "tmp", "A", "ab", "a" * 64, "192.168.5.4", "a..b", "xn--a", "-ab"]
@@ -221,30 +196,21 @@ def status_and_code(answer):
 @pytest.mark.parametrize("name", INVALID_NAMES)
 @pytest_twisted.ensureDeferred
 async def test_create_bucket_with_invalid_name_is_invalid_bucket_name(server, name):
-    before = server.snapshot()
     path = "/" + quote(name, safe="")
-    answer = await raw(server.port, raw_put(server.port, path))
-    assert status_and_code(answer) == (400, "InvalidBucketName")
-    assert server.snapshot() == before
-
-
-def boto3_error(f, *args, **kwargs):
-    with pytest.raises(ClientError) as caught:
-        f(*args, **kwargs)
-    return caught.value.response["Error"]
+    async with unchanged(server):
+        answer = await raw(server.port, raw_put(server.port, path))
+        assert status_and_code(answer) == (400, "InvalidBucketName")
 
 
 @pytest_twisted.ensureDeferred
 async def test_boto3_is_told_why_a_bucket_name_is_invalid(server):
-    before = server.snapshot()
-    error = await server.blocking(boto3_error, server.boto3().create_bucket, Bucket="My_Bucket")
-    assert error["Code"] == "InvalidBucketName"
+    s3 = server.boto3()
+    error = (await refused(server, "InvalidBucketName", lambda: s3.create_bucket(Bucket="My_Bucket")))["Error"]
     assert error["BucketName"] == "My_Bucket"
     assert error["Message"] == (
         "The specified bucket is not valid: a bucket name may contain only lowercase letters, "
         "digits, dots (.) and hyphens (-)."
     )
-    assert server.snapshot() == before
 
 
 @pytest.mark.parametrize("name", ["abc", "a" * 63, "my.bucket.name", "a-b.c-d", "192.168.5.4x", "0-9"])
@@ -297,31 +263,20 @@ async def test_delete_bucket_with_objects_is_bucket_not_empty(server, bucket_nam
     s3 = server.boto3()
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
     await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"x")
-    before = server.snapshot()
-    code, status = await server.blocking(client_error, s3.delete_bucket, Bucket=bucket_name)
-    assert (code, status) == ("BucketNotEmpty", 409)
-    assert server.snapshot() == before
+    await refused(server, "BucketNotEmpty", lambda: s3.delete_bucket(Bucket=bucket_name), 409)
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_missing_bucket_is_no_such_bucket(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "DELETE", f"/{bucket_name}")
-    assert response.code == 404
-    assert error_code(content) == "NoSuchBucket"
+    _, content = await refused(server, "NoSuchBucket", call(server, "DELETE", f"/{bucket_name}"), 404)
     assert etree.fromstring(content).findtext("BucketName") == bucket_name
-    assert server.snapshot() == before
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_bucket_of_another_user_is_access_denied(server, bucket_name):
     await create(server, bucket_name)
     keys = server.create_user("eve")
-    before = server.snapshot()
-    response, content = await call(server, "DELETE", f"/{bucket_name}", keys=keys)
-    assert response.code == 403
-    assert error_code(content) == "AccessDenied"
-    assert server.snapshot() == before
+    await refused(server, "AccessDenied", call(server, "DELETE", f"/{bucket_name}", keys=keys), 403)
 
 
 # -- libcloud's expectations -------------------------------------------------
@@ -333,10 +288,9 @@ async def test_libcloud_create_existing_container_raises_already_exists(server, 
 
     driver = server.libcloud()
     await server.blocking(driver.create_container, bucket_name)
-    before = server.snapshot()
-    with pytest.raises(ContainerAlreadyExistsError):
-        await server.blocking(driver.create_container, bucket_name)
-    assert server.snapshot() == before
+    async with unchanged(server):
+        with pytest.raises(ContainerAlreadyExistsError):
+            await server.blocking(driver.create_container, bucket_name)
 
 
 @pytest_twisted.ensureDeferred
@@ -356,10 +310,9 @@ async def test_libcloud_delete_non_empty_container_raises_not_empty(server, buck
     source.write_bytes(b"x")
     container = await server.blocking(driver.create_container, bucket_name)
     await server.blocking(driver.upload_object, str(source), container, "f")
-    before = server.snapshot()
-    with pytest.raises(ContainerIsNotEmptyError):
-        await server.blocking(driver.delete_container, container)
-    assert server.snapshot() == before
+    async with unchanged(server):
+        with pytest.raises(ContainerIsNotEmptyError):
+            await server.blocking(driver.delete_container, container)
 
 
 # -- GetBucketLocation and the sub-resources clients probe --------------------
@@ -423,24 +376,19 @@ async def test_unconfigured_bucket_sub_resource_answers_like_aws(server, bucket_
     s3 = server.boto3()
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
     expected = PROBES[method]
-    before = server.snapshot()
     if isinstance(expected, str):
-        code, status = await server.blocking(client_error, getattr(s3, method), Bucket=bucket_name)
-        assert (code, status) == (expected, NOT_FOUND_STATUS)
+        await refused(server, expected, lambda: getattr(s3, method)(Bucket=bucket_name), NOT_FOUND_STATUS)
     else:
-        response = await server.blocking(getattr(s3, method), Bucket=bucket_name)
+        async with unchanged(server):
+            response = await server.blocking(getattr(s3, method), Bucket=bucket_name)
         assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
         assert expected(response)
-    assert server.snapshot() == before
 
 
 @pytest.mark.parametrize("method", sorted(PROBES))
 @pytest_twisted.ensureDeferred
 async def test_sub_resource_of_missing_bucket_is_no_such_bucket(server, bucket_name, method):
-    before = server.snapshot()
-    code, status = await server.blocking(client_error, getattr(server.boto3(), method), Bucket=bucket_name)
-    assert (code, status) == ("NoSuchBucket", 404)
-    assert server.snapshot() == before
+    await refused(server, "NoSuchBucket", lambda: getattr(server.boto3(), method)(Bucket=bucket_name), 404)
 
 
 # The bucket sub-resources this server answers a GET of (what s3cmd's `info`

@@ -24,6 +24,7 @@ from images import crypto
 from objectstore import __version__
 from tests.conftest import live_server
 from tests.functional.test_tls import make_certificate
+from tests.helpers import unchanged
 from tests.imaging import UserKeys, random_image
 from tests.s3http import call
 
@@ -297,17 +298,15 @@ async def test_refused_requests_are_one_line_with_exit_1_and_change_nothing(tmp_
         tool = await new_tool(server, tmp_path)
         manifest = await tool.bundle(random_image(str(tmp_path / "disk.img"), 300 * 1024), tmp_path / "bundle")
         upload = ("upload", "--bucket", "bundles", "--manifest", manifest)
-        before = server.snapshot()
-
-        message = await refused(tool, *upload, AWS_SECRET_ACCESS_KEY="wrong")
-        assert message.endswith("(SignatureDoesNotMatch, HTTP 403)"), message
-        message = await refused(tool, *upload, "--retries", "0", url="http://127.0.0.1:1")
-        assert message.endswith("connection refused (is the server running at that address?)"), message
-        message = await refused(tool, "register", "bundles/nothing.manifest.xml")
-        assert message == "objectstore-bundle: The specified bucket does not exist (InvalidManifest, HTTP 400)"
-        message = await refused(tool, *upload, "--acl", "everyone")
-        assert message.startswith("objectstore-bundle: unknown canned ACL 'everyone'"), message
-        assert server.snapshot() == before
+        async with unchanged(server):
+            message = await refused(tool, *upload, AWS_SECRET_ACCESS_KEY="wrong")
+            assert message.endswith("(SignatureDoesNotMatch, HTTP 403)"), message
+            message = await refused(tool, *upload, "--retries", "0", url="http://127.0.0.1:1")
+            assert message.endswith("connection refused (is the server running at that address?)"), message
+            message = await refused(tool, "register", "bundles/nothing.manifest.xml")
+            assert message == "objectstore-bundle: The specified bucket does not exist (InvalidManifest, HTTP 400)"
+            message = await refused(tool, *upload, "--acl", "everyone")
+            assert message.startswith("objectstore-bundle: unknown canned ACL 'everyone'"), message
 
 
 @pytest_twisted.ensureDeferred
@@ -315,21 +314,22 @@ async def test_bad_settings_and_files_are_one_line_before_anything_is_sent(tmp_p
     async with live_server(tmp_path) as server:
         tool = await new_tool(server, tmp_path)
         manifest = await tool.bundle(random_image(str(tmp_path / "disk.img"), 300 * 1024), tmp_path / "bundle")
-        before = server.snapshot()
-
-        message = await refused(tool, "upload", "--bucket", "bundles", "--manifest", manifest, standard=False)
-        assert "no access keys" in message and "EC2_ACCESS_KEY" in message
-        message = await refused(tool, "upload", "--bucket", "bundles", "--manifest", str(tmp_path / "missing.xml"))
-        assert message.startswith(f"objectstore-bundle: cannot read the manifest {tmp_path / 'missing.xml'}")
-        message = await refused(tool, "upload", "--bucket", "bundles", status=2)
-        assert message == "objectstore-bundle: --manifest is required"
-        message = await refused(tool, "unbundle", "--manifest", manifest, "--privatekey", str(tmp_path / "none.pem"))
-        assert message == f"objectstore-bundle: your private key {tmp_path / 'none.pem'} is not a file"
-        message = await refused(tool, "image", "--image", str(tmp_path / "none.img"), "--cert", tool.cert)
-        assert (
-            message == f"objectstore-bundle: cannot read the image {tmp_path / 'none.img'}: No such file or directory"
-        )
-        assert server.snapshot() == before
+        async with unchanged(server):
+            message = await refused(tool, "upload", "--bucket", "bundles", "--manifest", manifest, standard=False)
+            assert "no access keys" in message and "EC2_ACCESS_KEY" in message
+            message = await refused(tool, "upload", "--bucket", "bundles", "--manifest", str(tmp_path / "missing.xml"))
+            assert message.startswith(f"objectstore-bundle: cannot read the manifest {tmp_path / 'missing.xml'}")
+            message = await refused(tool, "upload", "--bucket", "bundles", status=2)
+            assert message == "objectstore-bundle: --manifest is required"
+            message = await refused(
+                tool, "unbundle", "--manifest", manifest, "--privatekey", str(tmp_path / "none.pem")
+            )
+            assert message == f"objectstore-bundle: your private key {tmp_path / 'none.pem'} is not a file"
+            message = await refused(tool, "image", "--image", str(tmp_path / "none.img"), "--cert", tool.cert)
+            assert (
+                message
+                == f"objectstore-bundle: cannot read the image {tmp_path / 'none.img'}: No such file or directory"
+            )
 
 
 @pytest_twisted.ensureDeferred

@@ -10,12 +10,11 @@ from botocore import httpchecksum
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 from twisted.internet.threads import deferToThread
 
 from tests.conftest import ADMIN_KEYS, REGION
 from tests.functional.test_tls import tls_boto3
-from tests.helpers import make_bucket
+from tests.helpers import make_bucket, refused
 from tests.s3http import aws_chunked, call, error_code, header
 
 BODY = b"123456789" * 1000
@@ -42,13 +41,10 @@ def crc32(data):
 
 async def assert_refused(server, bucket, key, headers, body, status, code, message=None):
     """The PUT is refused with *code* and leaves the store as it was."""
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket}/{key}", headers=headers, body=body)
-    assert (response.code, error_code(content)) == (status, code), content
+    request = call(server, "PUT", f"/{bucket}/{key}", headers=headers, body=body)
+    _, content = await refused(server, code, request, status, settle=True)
     if message is not None:
         assert f"<Message>{message}</Message>".encode() in content
-    await server.settled()
-    assert server.snapshot() == before
 
 
 # -- boto3 with its default configuration ---------------------------------------------------
@@ -82,18 +78,14 @@ async def test_boto3_put_with_its_value_and_a_wrong_one(server, bucket_name):
     await server.blocking(s3.create_bucket, Bucket=bucket_name)
     good = botocore_checksum("SHA256", BODY)
     await server.blocking(s3.put_object, Bucket=bucket_name, Key="good", Body=BODY, ChecksumSHA256=good)
-    before = server.snapshot()
-    with pytest.raises(ClientError) as caught:
-        await server.blocking(
-            s3.put_object, Bucket=bucket_name, Key="bad", Body=BODY, ChecksumSHA256=botocore_checksum("SHA256", b"x")
-        )
-    error = caught.value.response["Error"]
-    assert (error["Code"], error["Message"]) == (
+    wrong = botocore_checksum("SHA256", b"x")
+    error = await refused(
+        server,
         "BadDigest",
-        "The SHA256 you specified did not match the calculated checksum.",
+        lambda: s3.put_object(Bucket=bucket_name, Key="bad", Body=BODY, ChecksumSHA256=wrong),
+        settle=True,
     )
-    await server.settled()
-    assert server.snapshot() == before
+    assert error["Error"]["Message"] == "The SHA256 you specified did not match the calculated checksum."
 
 
 @pytest_twisted.ensureDeferred
@@ -300,8 +292,6 @@ async def test_trailer_checksum_is_verified_and_stored(server, bucket_name):
 )
 async def test_bad_trailer_refuses_the_upload_and_stores_nothing(server, bucket_name, announced, trailers, code):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
-    response, content = await put_with_trailer(server, f"/{bucket_name}/k", BODY, announced, trailers)
-    assert (response.code, error_code(content)) == (400, code), content
-    await server.settled()
-    assert server.snapshot() == before
+    await refused(
+        server, code, put_with_trailer(server, f"/{bucket_name}/k", BODY, announced, trailers), 400, settle=True
+    )

@@ -9,6 +9,7 @@ import pytest_twisted
 from lxml import etree
 
 from objectstore.xmlio import S3_NS
+from tests.helpers import refused, unchanged
 from tests.s3http import call, error_code
 
 
@@ -76,34 +77,25 @@ async def test_delete_answers_204_and_removes_object_and_its_bytes(server, bucke
 @pytest_twisted.ensureDeferred
 async def test_deleting_missing_keys_answers_204_and_writes_nothing(server, bucket_name):
     await bucket_with(server, bucket_name, "kept")
-    before = server.snapshot()
     wal = os.path.join(server.data_dir, "meta.sqlite-wal")
     wal_size = os.path.getsize(wal)
-    for i in range(50):
-        response, _ = await call(server, "DELETE", f"/{bucket_name}/missing-{i}")
-        assert response.code == 204
-    assert server.snapshot() == before
+    async with unchanged(server):
+        for i in range(50):
+            response, _ = await call(server, "DELETE", f"/{bucket_name}/missing-{i}")
+            assert response.code == 204
     assert os.path.getsize(wal) == wal_size
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_in_a_missing_bucket_is_no_such_bucket(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "DELETE", f"/{bucket_name}/k")
-    assert response.code == 404
-    assert error_code(content) == "NoSuchBucket"
-    assert server.snapshot() == before
+    await refused(server, "NoSuchBucket", call(server, "DELETE", f"/{bucket_name}/k"), 404)
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_by_a_user_without_write_access_is_access_denied(server, bucket_name):
     await bucket_with(server, bucket_name, "k")
     keys = server.create_user("eve")
-    before = server.snapshot()
-    response, content = await call(server, "DELETE", f"/{bucket_name}/k", keys=keys)
-    assert response.code == 403
-    assert error_code(content) == "AccessDenied"
-    assert server.snapshot() == before
+    await refused(server, "AccessDenied", call(server, "DELETE", f"/{bucket_name}/k", keys=keys), 403)
 
 
 @pytest_twisted.ensureDeferred
@@ -171,23 +163,16 @@ async def test_delete_objects_takes_1000_keys(server, bucket_name):
 @pytest_twisted.ensureDeferred
 async def test_delete_document_not_matching_its_content_md5_is_bad_digest(server, bucket_name):
     await bucket_with(server, bucket_name, "a", "b")
-    before = server.snapshot()
     sent, signed_for = delete_document(["a"]), delete_document(["b"])
     headers = {"Content-MD5": base64.b64encode(hashlib.md5(signed_for).digest()).decode()}
-    response, content = await call(server, "POST", f"/{bucket_name}?delete", headers=headers, body=sent)
-    assert response.code == 400
-    assert error_code(content) == "BadDigest"
-    assert server.snapshot() == before
+    await refused(server, "BadDigest", call(server, "POST", f"/{bucket_name}?delete", headers=headers, body=sent), 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_objects_with_1001_keys_is_malformed_xml(server, bucket_name):
     await bucket_with(server, bucket_name, "key-0")
-    before = server.snapshot()
-    response, content = await post_delete(server, bucket_name, delete_document([f"key-{i}" for i in range(1001)]))
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
-    assert server.snapshot() == before
+    document = delete_document([f"key-{i}" for i in range(1001)])
+    await refused(server, "MalformedXML", post_delete(server, bucket_name, document), 400)
 
 
 @pytest.mark.parametrize(
@@ -205,47 +190,31 @@ async def test_delete_objects_with_1001_keys_is_malformed_xml(server, bucket_nam
 @pytest_twisted.ensureDeferred
 async def test_malformed_delete_document_is_malformed_xml(server, bucket_name, body):
     await bucket_with(server, bucket_name, "a")
-    before = server.snapshot()
-    response, content = await post_delete(server, bucket_name, body)
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
-    assert server.snapshot() == before
+    await refused(server, "MalformedXML", post_delete(server, bucket_name, body), 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_external_entity_in_delete_is_malformed_xml_and_leaks_nothing(server, bucket_name):
     await bucket_with(server, bucket_name, "a")
-    before = server.snapshot()
     body = (
         b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
         b"<Delete><Object><Key>&e;</Key></Object></Delete>"
     )
-    response, content = await post_delete(server, bucket_name, body)
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
+    _, content = await refused(server, "MalformedXML", post_delete(server, bucket_name, body), 400)
     assert b"root:" not in content
-    assert server.snapshot() == before
 
 
 @pytest_twisted.ensureDeferred
 async def test_entity_expansion_in_delete_is_malformed_xml(server, bucket_name):
     await bucket_with(server, bucket_name, "a")
-    before = server.snapshot()
     entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     body = (
         f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY l0 "lol">{entities}]>'
         "<Delete><Object><Key>&l9;</Key></Object></Delete>"
     ).encode()
-    response, content = await post_delete(server, bucket_name, body)
-    assert response.code == 400
-    assert error_code(content) == "MalformedXML"
-    assert server.snapshot() == before
+    await refused(server, "MalformedXML", post_delete(server, bucket_name, body), 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_objects_in_a_missing_bucket_is_no_such_bucket(server, bucket_name):
-    before = server.snapshot()
-    response, content = await post_delete(server, bucket_name, delete_document(["a"]))
-    assert response.code == 404
-    assert error_code(content) == "NoSuchBucket"
-    assert server.snapshot() == before
+    await refused(server, "NoSuchBucket", post_delete(server, bucket_name, delete_document(["a"])), 404)

@@ -21,7 +21,7 @@ from twisted.internet import threads
 from objectstore.web import object as object_resource
 from objectstore.web.body import UploadBody
 from tests.conftest import ADMIN_KEYS, REGION
-from tests.helpers import eventually
+from tests.helpers import eventually, unchanged
 from tests.s3http import call, error_code, header
 
 GiB = 1024**3
@@ -103,51 +103,45 @@ async def object_exists(server, bucket, key):
 
 @pytest_twisted.ensureDeferred
 async def test_put_to_missing_bucket_is_refused_before_the_body(server):
-    before = server.snapshot()
     head = request_head(server, "PUT", "/no-such-bucket/key", {"Content-Length": "1048576", "Expect": "100-continue"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head)
 
-    answer = await threads.deferToThread(exchange, server.port, head)
-
-    assert b"100 Continue" not in answer.data
-    assert answer.status == 404
-    assert error_code(answer.body) == "NoSuchBucket"
-    assert answer.closed
-    assert tmp_files(server) == []
-    assert server.snapshot() == before
+        assert b"100 Continue" not in answer.data
+        assert answer.status == 404
+        assert error_code(answer.body) == "NoSuchBucket"
+        assert answer.closed
+        assert tmp_files(server) == []
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_over_five_gib_is_refused_with_entity_too_large(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(
         server, "PUT", f"/{bucket_name}/huge", {"Content-Length": str(5 * GiB + 1), "Expect": "100-continue"}
     )
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head)
 
-    answer = await threads.deferToThread(exchange, server.port, head)
-
-    assert b"100 Continue" not in answer.data
-    assert answer.status == 400
-    assert error_code(answer.body) == "EntityTooLarge"
-    assert answer.closed
-    assert tmp_files(server) == []
-    assert server.snapshot() == before
+        assert b"100 Continue" not in answer.data
+        assert answer.status == 400
+        assert error_code(answer.body) == "EntityTooLarge"
+        assert answer.closed
+        assert tmp_files(server) == []
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_without_length_or_chunking_is_refused_with_missing_content_length(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/unframed", {"Expect": "100-continue"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head)
 
-    answer = await threads.deferToThread(exchange, server.port, head)
-
-    assert b"100 Continue" not in answer.data
-    assert answer.status == 411
-    assert error_code(answer.body) == "MissingContentLength"
-    assert answer.closed
-    assert tmp_files(server) == []
-    assert server.snapshot() == before
+        assert b"100 Continue" not in answer.data
+        assert answer.status == 411
+        assert error_code(answer.body) == "MissingContentLength"
+        assert answer.closed
+        assert tmp_files(server) == []
 
 
 @pytest_twisted.ensureDeferred
@@ -224,17 +218,15 @@ class _SmallUploadBody(UploadBody):
 @pytest_twisted.ensureDeferred
 async def test_chunked_put_streaming_past_the_size_limit_is_cut_off(server, bucket_name, monkeypatch):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     monkeypatch.setattr(object_resource, "UploadBody", _SmallUploadBody)
     head = request_head(server, "PUT", f"/{bucket_name}/flood", {"Transfer-Encoding": "chunked"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head, chunked([b"x" * 30_000] * 10))
 
-    answer = await threads.deferToThread(exchange, server.port, head, chunked([b"x" * 30_000] * 10))
-
-    assert answer.status == 400
-    assert error_code(answer.body) == "EntityTooLarge"
-    assert answer.closed
-    await eventually(lambda: tmp_files(server) == [])
-    assert server.snapshot() == before
+        assert answer.status == 400
+        assert error_code(answer.body) == "EntityTooLarge"
+        assert answer.closed
+        await eventually(lambda: tmp_files(server) == [])
 
 
 # -- bodies that never complete ----------------------------------------------------
@@ -253,31 +245,27 @@ def _upload_then_vanish(port, head, sent, tmp_dir, timeout=5.0):
 @pytest_twisted.ensureDeferred
 async def test_client_disconnect_mid_upload_leaves_no_object_and_no_temp_file(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/cut", {"Content-Length": str(10 * MiB)})
     tmp_dir = os.path.join(server.data_dir, "tmp")
+    async with unchanged(server):
+        await threads.deferToThread(_upload_then_vanish, server.port, head, os.urandom(MiB), tmp_dir)
 
-    await threads.deferToThread(_upload_then_vanish, server.port, head, os.urandom(MiB), tmp_dir)
-
-    await eventually(lambda: tmp_files(server) == [])
-    assert not await object_exists(server, bucket_name, "cut")
-    assert server.snapshot() == before
+        await eventually(lambda: tmp_files(server) == [])
+        assert not await object_exists(server, bucket_name, "cut")
 
 
 @pytest_twisted.ensureDeferred
 async def test_short_body_then_half_close_stores_nothing(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/short", {"Content-Length": "100"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head, b"x" * 50, shut_write=True)
 
-    answer = await threads.deferToThread(exchange, server.port, head, b"x" * 50, shut_write=True)
-
-    assert answer.closed
-    # Either no answer at all (the body never completed) or a 400: never a 200.
-    assert answer.data == b"" or answer.status == 400
-    await eventually(lambda: tmp_files(server) == [])
-    assert not await object_exists(server, bucket_name, "short")
-    assert server.snapshot() == before
+        assert answer.closed
+        # Either no answer at all (the body never completed) or a 400: never a 200.
+        assert answer.data == b"" or answer.status == 400
+        await eventually(lambda: tmp_files(server) == [])
+        assert not await object_exists(server, bucket_name, "short")
 
 
 # -- queries ---------------------------------------------------------------------------
@@ -327,29 +315,25 @@ async def test_query_value_that_is_not_utf8_is_answered(server, bucket_name):
 @pytest_twisted.ensureDeferred
 async def test_ambiguous_body_framing_is_refused_and_closed(server, bucket_name, framing):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/smuggled")[:-2] + framing + b"\r\n"
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head, b"hello")
 
-    answer = await threads.deferToThread(exchange, server.port, head, b"hello")
-
-    assert answer.status == 400
-    assert answer.closed
-    assert tmp_files(server) == []
-    assert server.snapshot() == before
+        assert answer.status == 400
+        assert answer.closed
+        assert tmp_files(server) == []
 
 
 @pytest_twisted.ensureDeferred
 async def test_malformed_chunk_size_is_refused_and_stores_nothing(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/bad-chunks", {"Transfer-Encoding": "chunked"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head, b"5\r\nhello\r\nzz\r\n")
 
-    answer = await threads.deferToThread(exchange, server.port, head, b"5\r\nhello\r\nzz\r\n")
-
-    assert answer.status == 400
-    assert answer.closed
-    await eventually(lambda: tmp_files(server) == [])
-    assert server.snapshot() == before
+        assert answer.status == 400
+        assert answer.closed
+        await eventually(lambda: tmp_files(server) == [])
 
 
 # -- header abuse -------------------------------------------------------------------
@@ -358,12 +342,10 @@ async def test_malformed_chunk_size_is_refused_and_stores_nothing(server, bucket
 @pytest_twisted.ensureDeferred
 async def test_header_flood_is_refused_with_400(server, bucket_name):
     await call(server, "PUT", f"/{bucket_name}")
-    before = server.snapshot()
     flood = "".join(f"X-Flood-{i}: {i}\r\n" for i in range(600))
     head = f"GET /{bucket_name} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n{flood}\r\n".encode()
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head)
 
-    answer = await threads.deferToThread(exchange, server.port, head)
-
-    assert answer.status == 400
-    assert answer.closed
-    assert server.snapshot() == before
+        assert answer.status == 400
+        assert answer.closed

@@ -12,6 +12,7 @@ import os
 import pytest_twisted
 
 from tests.conftest import ADMIN_KEYS, live_server
+from tests.helpers import unchanged
 from tests.imaging import (
     UserKeys,
     list_images,
@@ -161,17 +162,16 @@ async def test_an_image_id_may_be_chosen_but_not_reused_or_malformed(tmp_path):
         response, answer = await register(server, location, alice.keys, image_id="ami-0123abcd")
         assert (response.code, answer["imageId"]) == (200, "ami-0123abcd")
         await wait_settled(server, "ami-0123abcd", alice.keys)
-        before = server.snapshot()
-        for image_id, status, code in (
-            ("ami-0123abcd", 409, "InvalidAMIID.Duplicate"),
-            ("ami-xyz", 400, "InvalidAMIID.Malformed"),
-            ("ami-0123ABCD", 400, "InvalidAMIID.Malformed"),
-            ("aki-0123abce", 400, "InvalidAMIID.Malformed"),  # a machine image's id must be ami-
-            ("../../etc", 400, "InvalidAMIID.Malformed"),
-        ):
-            response, answer = await register(server, location, alice.keys, image_id=image_id)
-            assert (response.code, answer) == (status, code), image_id
-        assert server.snapshot() == before
+        async with unchanged(server):
+            for image_id, status, code in (
+                ("ami-0123abcd", 409, "InvalidAMIID.Duplicate"),
+                ("ami-xyz", 400, "InvalidAMIID.Malformed"),
+                ("ami-0123ABCD", 400, "InvalidAMIID.Malformed"),
+                ("aki-0123abce", 400, "InvalidAMIID.Malformed"),  # a machine image's id must be ami-
+                ("../../etc", 400, "InvalidAMIID.Malformed"),
+            ):
+                response, answer = await register(server, location, alice.keys, image_id=image_id)
+                assert (response.code, answer) == (status, code), image_id
 
 
 @pytest_twisted.ensureDeferred
@@ -181,7 +181,6 @@ async def test_registration_is_refused_where_the_caller_cannot_read_the_manifest
         bob = await new_user(server, "bob")
         location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 50_000)
         bucket = location.split("/")[0]
-        before = server.snapshot()
         cases = (
             (bob.keys, location, 403, "AccessDenied"),
             (None, location, 403, "AccessDenied"),
@@ -193,12 +192,12 @@ async def test_registration_is_refused_where_the_caller_cannot_read_the_manifest
             (alice.keys, "tmp/x.manifest.xml", 400, "InvalidParameterValue"),
             (alice.keys, "../x.manifest.xml", 400, "InvalidParameterValue"),
         )
-        for keys, where, status, code in cases:
-            response, answer = await register(server, where, keys)
-            assert (response.code, answer) == (status, code), (keys, where)
-        response, content = await call(server, "PUT", "/_images/", keys=alice.keys)
-        assert (response.code, error_code(content)) == (400, "MissingParameter")
-        assert server.snapshot() == before
+        async with unchanged(server):
+            for keys, where, status, code in cases:
+                response, answer = await register(server, where, keys)
+                assert (response.code, answer) == (status, code), (keys, where)
+            response, content = await call(server, "PUT", "/_images/", keys=alice.keys)
+            assert (response.code, error_code(content)) == (400, "MissingParameter")
         # The admin may register anyone's bundle.
         response, answer = await register(server, location, ADMIN_KEYS)
         assert response.code == 200
@@ -227,10 +226,9 @@ async def test_hostile_manifests_are_refused_at_registration_and_change_nothing(
         for name, body in hostile.items():
             key = name.replace(" ", "-") + ".manifest.xml"
             await server.blocking(s3.put_object, Bucket="bundles", Key=key, Body=body, ACL="aws-exec-read")
-            before = server.snapshot()
-            response, answer = await register(server, f"bundles/{key}", alice.keys)
-            assert (response.code, answer) == (400, "InvalidManifest"), name
-            assert server.snapshot() == before, name
+            async with unchanged(server):
+                response, answer = await register(server, f"bundles/{key}", alice.keys)
+                assert (response.code, answer) == (400, "InvalidManifest"), name
         assert await list_images(server, alice.keys) == {}
 
 
@@ -333,10 +331,9 @@ async def test_a_bundle_made_for_another_account_is_refused_even_when_readable(t
         bob = await new_user(server, "bob")
         # Readable by bob, but bundled by alice for alice's account.
         location, _, _ = await bundle_in_bucket(server, alice, tmp_path, 20_000, acl="public-read")
-        before = server.snapshot()
-        response, answer = await register(server, location, bob.keys)
-        assert (response.code, answer) == (403, "AccessDenied")
-        assert server.snapshot() == before
+        async with unchanged(server):
+            response, answer = await register(server, location, bob.keys)
+            assert (response.code, answer) == (403, "AccessDenied")
 
 
 @pytest_twisted.ensureDeferred

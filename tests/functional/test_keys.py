@@ -11,11 +11,10 @@ import socket
 
 import pytest
 import pytest_twisted
-from botocore.exceptions import ClientError
 from lxml import etree
 
 from objectstore.xmlio import S3_NS
-from tests.helpers import make_bucket
+from tests.helpers import make_bucket, refused, unchanged
 from tests.s3http import UNSIGNED, call, error_code, signed_headers
 
 HOSTILE_KEYS = [
@@ -167,18 +166,8 @@ async def test_key_of_1024_bytes_is_stored(server, bucket_name, key):
 @pytest_twisted.ensureDeferred
 async def test_key_over_1024_bytes_is_key_too_long(server, bucket_name, key):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     s3 = server.boto3()
-
-    def put_long_key():
-        with pytest.raises(ClientError) as raised:
-            s3.put_object(Bucket=bucket_name, Key=key, Body=b"x" * 1000)
-        return raised.value.response
-
-    response = await server.blocking(put_long_key)
-    assert response["Error"]["Code"] == "KeyTooLongError"
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    assert server.snapshot() == before
+    await refused(server, "KeyTooLongError", lambda: s3.put_object(Bucket=bucket_name, Key=key, Body=b"x" * 1000), 400)
 
 
 @pytest_twisted.ensureDeferred
@@ -200,12 +189,12 @@ async def test_get_of_a_key_over_1024_bytes_is_key_too_long(server, bucket_name)
 @pytest_twisted.ensureDeferred
 async def test_key_that_is_not_utf8_text_is_invalid_argument(server, bucket_name, tmp_path, raw_key):
     await make_bucket(server, bucket_name)
-    before, paths = server.snapshot(), every_path(tmp_path)
-    for method, body in (("PUT", b"data"), ("GET", b""), ("HEAD", b""), ("DELETE", b"")):
-        answer = await server.blocking(raw_request, server, method, f"/{bucket_name}/{raw_key}", body)
-        status, document = status_and_body(answer)
-        assert status == 400, method
-        if method != "HEAD":
-            assert error_code(document) == "InvalidArgument", method
-    assert server.snapshot() == before
+    paths = every_path(tmp_path)
+    async with unchanged(server):
+        for method, body in (("PUT", b"data"), ("GET", b""), ("HEAD", b""), ("DELETE", b"")):
+            answer = await server.blocking(raw_request, server, method, f"/{bucket_name}/{raw_key}", body)
+            status, document = status_and_body(answer)
+            assert status == 400, method
+            if method != "HEAD":
+                assert error_code(document) == "InvalidArgument", method
     assert unexpected_files(server, tmp_path, paths) == []

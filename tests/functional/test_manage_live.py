@@ -16,6 +16,7 @@ from twisted.internet import reactor, task
 
 from objectstore.auth.credentials import Credentials
 from tests.conftest import live_server
+from tests.helpers import unchanged
 
 REPO = Path(__file__).resolve().parents[2]
 # How long past the cache time a deleted key may still pass (scheduling slack).
@@ -92,11 +93,10 @@ async def test_a_user_owning_a_bucket_is_kept_and_once_deleted_its_keys_stop_wor
         s3 = server.boto3((dave["access_key"], dave["secret_key"]))
         await server.blocking(s3.create_bucket, Bucket="daves")
 
-        before = server.snapshot()
-        refused = await server.blocking(manage, server.data_dir, "user", "delete", "dave")
-        assert (refused.returncode, refused.stdout) == (1, "")
-        assert "still owns 1 bucket(s): daves" in refused.stderr
-        assert server.snapshot() == before
+        async with unchanged(server):
+            refused = await server.blocking(manage, server.data_dir, "user", "delete", "dave")
+            assert (refused.returncode, refused.stdout) == (1, "")
+            assert "still owns 1 bucket(s): daves" in refused.stderr
         await server.blocking(s3.list_buckets)  # still a user
 
         await server.blocking(s3.delete_bucket, Bucket="daves")

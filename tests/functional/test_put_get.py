@@ -16,7 +16,7 @@ from twisted.internet.task import deferLater
 
 from objectstore.storage.writer import INLINE_LIMIT
 from objectstore.web import streaming
-from tests.helpers import eventually, make_bucket
+from tests.helpers import eventually, make_bucket, refused, unchanged
 from tests.s3http import UNSIGNED, call, error_code, header, signed_headers
 
 MiB = 1024 * 1024
@@ -160,19 +160,17 @@ async def test_put_with_chunked_transfer_encoding_streams_and_stores(server, buc
 @pytest_twisted.ensureDeferred
 async def test_put_without_length_or_chunking_is_missing_content_length(server, bucket_name):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/k", {"Connection": "close"})
-    sock = await server.blocking(connect, server, head)
-    answer = await server.blocking(send_and_finish, sock, b"")
-    assert status_of(answer) == 411
-    assert b"<Code>MissingContentLength</Code>" in answer
-    assert server.snapshot() == before
+    async with unchanged(server):
+        sock = await server.blocking(connect, server, head)
+        answer = await server.blocking(send_and_finish, sock, b"")
+        assert status_of(answer) == 411
+        assert b"<Code>MissingContentLength</Code>" in answer
 
 
 @pytest_twisted.ensureDeferred
 async def test_put_over_5_gib_is_refused_at_once_without_100_continue(server, bucket_name):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     head = request_head(
         server, "PUT", f"/{bucket_name}/huge", {"Content-Length": str(5 * 1024**3 + 1), "Expect": "100-continue"}
     )
@@ -181,19 +179,18 @@ async def test_put_over_5_gib_is_refused_at_once_without_100_continue(server, bu
         with connect(server, head) as sock:
             return read_until_closed(sock)
 
-    answer, closed = await server.blocking(exchange)
-    assert closed, "the server must close the connection instead of waiting for the body"
-    assert status_of(answer) == 400
-    assert b"100 Continue" not in answer
-    assert b"<Code>EntityTooLarge</Code>" in answer
-    assert tmp_sizes(server) == []
-    assert server.snapshot() == before
+    async with unchanged(server):
+        answer, closed = await server.blocking(exchange)
+        assert closed, "the server must close the connection instead of waiting for the body"
+        assert status_of(answer) == 400
+        assert b"100 Continue" not in answer
+        assert b"<Code>EntityTooLarge</Code>" in answer
+        assert tmp_sizes(server) == []
 
 
 @pytest_twisted.ensureDeferred
 async def test_upload_cut_short_stores_nothing(server, bucket_name):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     head = request_head(server, "PUT", f"/{bucket_name}/short", {"Content-Length": "1000"})
 
     def send_half_then_hang_up():
@@ -201,9 +198,9 @@ async def test_upload_cut_short_stores_nothing(server, bucket_name):
             sock.shutdown(socket.SHUT_WR)
             read_until_closed(sock)
 
-    await server.blocking(send_half_then_hang_up)
-    await eventually(lambda: tmp_sizes(server) == [])
-    assert server.snapshot() == before
+    async with unchanged(server):
+        await server.blocking(send_half_then_hang_up)
+        await eventually(lambda: tmp_sizes(server) == [])
 
 
 @pytest_twisted.ensureDeferred
@@ -258,12 +255,10 @@ async def test_put_with_expect_100_continue_gets_the_go_ahead_then_stores(server
 @pytest_twisted.ensureDeferred
 async def test_metadata_over_2_kib_is_metadata_too_large(server, bucket_name):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     headers = {f"x-amz-meta-m{i}": "v" * 100 for i in range(21)}
-    response, content = await call(server, "PUT", f"/{bucket_name}/k", headers=headers, body=b"data")
-    assert response.code == 400
-    assert error_code(content) == "MetadataTooLarge"
-    assert server.snapshot() == before
+    await refused(
+        server, "MetadataTooLarge", call(server, "PUT", f"/{bucket_name}/k", headers=headers, body=b"data"), 400
+    )
 
 
 # -- Content-MD5 -----------------------------------------------------------------------
@@ -277,26 +272,18 @@ async def test_metadata_over_2_kib_is_metadata_too_large(server, bucket_name):
 @pytest_twisted.ensureDeferred
 async def test_malformed_content_md5_is_invalid_digest(server, bucket_name, content_md5):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
-    response, content = await call(
-        server, "PUT", f"/{bucket_name}/k", headers={"Content-MD5": content_md5}, body=b"data"
-    )
-    assert response.code == 400
-    assert error_code(content) == "InvalidDigest"
-    assert server.snapshot() == before
+    request = call(server, "PUT", f"/{bucket_name}/k", headers={"Content-MD5": content_md5}, body=b"data")
+    await refused(server, "InvalidDigest", request, 400)
 
 
 @pytest_twisted.ensureDeferred
 async def test_content_md5_mismatch_is_bad_digest_and_keeps_the_old_version(server, bucket_name):
     await make_bucket(server, bucket_name)
     await put(server, bucket_name, "k", b"version one")
-    before = server.snapshot()
-    response, content = await call(
-        server, "PUT", f"/{bucket_name}/k", headers={"Content-MD5": md5_b64(b"version one")}, body=b"version two"
+    headers = {"Content-MD5": md5_b64(b"version one")}
+    await refused(
+        server, "BadDigest", call(server, "PUT", f"/{bucket_name}/k", headers=headers, body=b"version two"), 400
     )
-    assert response.code == 400
-    assert error_code(content) == "BadDigest"
-    assert server.snapshot() == before
     _, content = await call(server, "GET", f"/{bucket_name}/k")
     assert content == b"version one"
 
@@ -304,18 +291,17 @@ async def test_content_md5_mismatch_is_bad_digest_and_keeps_the_old_version(serv
 @pytest_twisted.ensureDeferred
 async def test_chunked_body_not_matching_its_content_md5_is_bad_digest(server, bucket_name):
     await make_bucket(server, bucket_name)
-    before = server.snapshot()
     head = request_head(
         server,
         "PUT",
         f"/{bucket_name}/k",
         {"Transfer-Encoding": "chunked", "Content-MD5": md5_b64(b"other"), "Connection": "close"},
     )
-    sock = await server.blocking(connect, server, head)
-    answer = await server.blocking(send_and_finish, sock, chunk(b"abc") + chunk(b"def") + b"0\r\n\r\n")
-    assert status_of(answer) == 400
-    assert b"<Code>BadDigest</Code>" in answer
-    assert server.snapshot() == before
+    async with unchanged(server):
+        sock = await server.blocking(connect, server, head)
+        answer = await server.blocking(send_and_finish, sock, chunk(b"abc") + chunk(b"def") + b"0\r\n\r\n")
+        assert status_of(answer) == 400
+        assert b"<Code>BadDigest</Code>" in answer
 
 
 @pytest_twisted.ensureDeferred
@@ -417,11 +403,7 @@ async def test_get_in_a_missing_bucket_is_no_such_bucket(server, bucket_name):
 
 @pytest_twisted.ensureDeferred
 async def test_put_in_a_missing_bucket_is_no_such_bucket_and_stores_nothing(server, bucket_name):
-    before = server.snapshot()
-    response, content = await call(server, "PUT", f"/{bucket_name}/k", body=b"data")
-    assert response.code == 404
-    assert error_code(content) == "NoSuchBucket"
-    assert server.snapshot() == before
+    await refused(server, "NoSuchBucket", call(server, "PUT", f"/{bucket_name}/k", body=b"data"), 404)
 
 
 # -- GET options -------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from objectstore.errors import (
     UnresolvableGrantByEmailAddress,
 )
 from objectstore.index.database import Index
-from objectstore.storage.store import Store
 from objectstore.web.acl_input import acl_from_document, acl_from_headers, parse_grant_header
 from objectstore.xmlio import S3_NS, XSI_NS
 
@@ -296,11 +295,9 @@ def test_a_malformed_policy_is_malformed_acl_error(credentials, case):
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(str(tmp_path / "data"), durable=False, reactor=reactor)
-    store.start()
-    yield store
-    store.close()
+def store_options():
+    """For the ``store`` fixture (tests/unit/conftest.py): these tests need no fsyncs."""
+    return {"durable": False}
 
 
 async def put(store, key, acl):

@@ -11,22 +11,19 @@ from twisted.internet import reactor
 from objectstore.errors import NoSuchBucket, NoSuchKey
 from objectstore.storage.datadir import DataDirInUse
 from objectstore.storage.store import Store
+from tests.helpers import started_store
 
 
 @pytest.fixture
-def store(tmp_path):
-    """A store that keeps every object in a blob: most tests here are about blobs."""
-    store = Store(str(tmp_path / "data"), durable=True, reactor=reactor, inline_limit=0)
-    store.start()
-    yield store
-    store.close()
+def store_options():
+    """For the ``store`` fixture (tests/unit/conftest.py): every object in a blob, most tests here are about blobs."""
+    return {"inline_limit": 0}
 
 
 @pytest.fixture
 def inline_store(tmp_path):
     """A store with the default limit: small objects live in the index."""
-    store = Store(str(tmp_path / "data"), durable=True, reactor=reactor)
-    store.start()
+    store = started_store(tmp_path / "data")
     yield store
     store.close()
 

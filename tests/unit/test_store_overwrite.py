@@ -10,18 +10,14 @@ import os
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 
 from objectstore.errors import NoSuchBucket
-from objectstore.storage.store import Store
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(str(tmp_path / "data"), durable=True, reactor=reactor, inline_limit=16)
-    store.start()
-    yield store
-    store.close()
+def store_options():
+    """For the ``store`` fixture (tests/unit/conftest.py): objects of up to 16 bytes inline, larger ones in blobs."""
+    return {"inline_limit": 16}
 
 
 async def put(store, key, data, bucket="b", metadata=None):
