@@ -133,7 +133,7 @@ def requested_checksum(headers):
     """
     values = {name: value for name, value in headers.items() if name.startswith(PREFIX) and name not in NOT_A_VALUE}
     if len(values) > 1:
-        raise _multiple()
+        raise multiple_checksum_headers()
     trailer = _announced_trailer(headers.get("x-amz-trailer"))
     declared = headers.get("x-amz-sdk-checksum-algorithm")
     if declared is not None and not values and trailer is None:
@@ -173,7 +173,7 @@ def _announced_trailer(text):
         if not name.startswith(PREFIX) or name[len(PREFIX) :].upper() not in ALGORITHMS:
             raise InvalidRequest("The value specified in the x-amz-trailer header is not supported")
     if len(names) > 1:
-        raise _multiple()
+        raise multiple_checksum_headers()
     return names[0]
 
 
@@ -195,5 +195,6 @@ def trailer_value(trailers, announced):
     return trailers[announced]
 
 
-def _multiple():
+def multiple_checksum_headers() -> InvalidRequest:
+    """The refusal of a request stating more than one x-amz-checksum-* value."""
     return InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from objectstore import xmlio
-from objectstore.checksums import ALGORITHMS, b64digest, header_name, new_checksum
+from objectstore.checksums import ALGORITHMS, b64digest, header_name, multiple_checksum_headers, new_checksum
 from objectstore.errors import InvalidArgument, InvalidRequest, MalformedXML
 from objectstore.storage.composite import COMPOSITE, CRC_POLYNOMIALS, FULL_OBJECT
 from objectstore.storage.multipart import MAX_PARTS, check_part_number
@@ -172,12 +172,18 @@ def parse_complete(body: bytes) -> list[RequestedPart]:
 
 
 def stated_object_checksum(request: "S3Request") -> Optional[tuple[str, str]]:
-    """(algorithm, value) of an x-amz-checksum-* header on Complete: the whole object's, as the client has it."""
-    for algorithm in ALGORITHMS:
-        value = request.getHeaderText(header_name(algorithm).encode())
-        if value is not None:
-            return algorithm, value.strip()
-    return None
+    """(algorithm, value) of an x-amz-checksum-* header on Complete: the whole object's, as the client has it.
+
+    More than one is refused, as PutObject refuses them.
+    """
+    stated = [
+        (algorithm, value.strip())
+        for algorithm in ALGORITHMS
+        if (value := request.getHeaderText(header_name(algorithm).encode())) is not None
+    ]
+    if len(stated) > 1:
+        raise multiple_checksum_headers()
+    return stated[0] if stated else None
 
 
 def stated_object_size(request: "S3Request") -> Optional[int]:

@@ -1013,3 +1013,20 @@ async def test_awscli_cp_of_100_mib_up_and_down(server, bucket_name, tmp_path):
     # awscli splits it in parts (8 MiB by default): a multipart object.
     assert head["ETag"].endswith('-13"') and head["ContentLength"] == 100 * MiB
     assert uploads_and_parts(server) == (0, 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_complete_stating_two_whole_object_checksums_is_invalid_request_and_completes_nothing(
+    server, bucket_name
+):
+    """As PutObject: one x-amz-checksum-* value at most; the upload stays as it was, to be completed."""
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", [b"only part"])
+    document = complete_document([(part["PartNumber"], part["ETag"]) for part in done])
+    headers = {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha256": "c2hh"}
+    path = f"/{bucket_name}/k?uploadId={upload_id}"
+    _, content = await refused(
+        server, "InvalidRequest", call(server, "POST", path, headers=headers, body=document), 400, settle=True
+    )
+    assert b"Expecting a single x-amz-checksum- header" in content
+    await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    assert await server.blocking(get, s3, bucket_name, "k") == b"only part"

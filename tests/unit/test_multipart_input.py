@@ -326,6 +326,8 @@ def test_the_whole_object_checksum_stated_at_complete():
     assert stated_object_checksum(Request()) is None
     assert stated_object_checksum(Request(headers={"x-amz-checksum-crc32": " AAAAAA==-3 "})) == ("CRC32", "AAAAAA==-3")
     assert stated_object_checksum(Request(headers={"x-amz-checksum-sha256": "c2hh"})) == ("SHA256", "c2hh")
+    with pytest.raises(InvalidRequest, match="Expecting a single x-amz-checksum- header"):
+        stated_object_checksum(Request(headers={"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha256": "c2hh"}))
 
 
 @pytest.mark.parametrize("text, size", [("0", 0), ("15", 15), (" 15 ", 15), ("5497558138880", 5 * 1024**4)])
