@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from awscrt import checksums as crt
 
-from objectstore.errors import BadDigest, InvalidRequest, MalformedTrailerError
+from objectstore.errors import BadDigest, InvalidRequest, MalformedTrailerError, S3Error
 
 PREFIX = "x-amz-checksum-"
 # Headers that share the prefix but carry no checksum value.
@@ -195,6 +195,6 @@ def trailer_value(trailers, announced):
     return trailers[announced]
 
 
-def multiple_checksum_headers() -> InvalidRequest:
+def multiple_checksum_headers() -> S3Error:
     """The refusal of a request stating more than one x-amz-checksum-* value."""
     return InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
