@@ -40,7 +40,7 @@ def encoder_of(request):
         raise InvalidArgument(
             "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=encoding
         )
-    return lambda text: quote(text, safe="/")
+    return url_encode
 
 
 def encode_token(position):
@@ -63,7 +63,12 @@ def decode_token(token):
 _NOT_XML = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _text(parent, tag, value):
+def url_encode(text: str) -> str:
+    """A key, prefix or marker as encoding-type=url answers it: everything but "/" and the unreserved characters."""
+    return quote(text, safe="/")
+
+
+def key_text(parent, tag, value):
     """``<tag>value</tag>``, even when *value* holds characters XML 1.0 cannot carry.
 
     A key may hold any of them. AWS writes them as character references
@@ -85,10 +90,10 @@ def v1_document(request, bucket, listing, prefix, delimiter, marker, max_keys, c
     enc = encoder_of(request)
     root = xmlio.element("ListBucketResult")
     xmlio.sub(root, "Name", bucket)
-    _text(root, "Prefix", enc(prefix))
-    _text(root, "Marker", enc(marker))
+    key_text(root, "Prefix", enc(prefix))
+    key_text(root, "Marker", enc(marker))
     if listing.truncated and delimiter:
-        _text(root, "NextMarker", enc(listing.last))
+        key_text(root, "NextMarker", enc(listing.last))
     _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner=True)
     return root
 
@@ -97,13 +102,13 @@ def v2_document(request, bucket, listing, prefix, delimiter, start_after, token,
     enc = encoder_of(request)
     root = xmlio.element("ListBucketResult")
     xmlio.sub(root, "Name", bucket)
-    _text(root, "Prefix", enc(prefix))
+    key_text(root, "Prefix", enc(prefix))
     if token is not None:
-        _text(root, "ContinuationToken", token)
+        key_text(root, "ContinuationToken", token)
     if listing.truncated:
         xmlio.sub(root, "NextContinuationToken", encode_token(listing.last))
     if start_after:
-        _text(root, "StartAfter", enc(start_after))
+        key_text(root, "StartAfter", enc(start_after))
     xmlio.sub(root, "KeyCount", str(len(listing.entries) + len(listing.prefixes)))
     _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner=fetch_owner)
     return root
@@ -113,7 +118,7 @@ def _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_ow
     """What both listing versions end with, in AWS's order."""
     xmlio.sub(root, "MaxKeys", str(max_keys))
     if delimiter:
-        _text(root, "Delimiter", enc(delimiter))
+        key_text(root, "Delimiter", enc(delimiter))
     if arg(request, "encoding-type"):
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
@@ -123,7 +128,7 @@ def _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_ow
 def _contents(root, listing, enc, credentials, with_owner):
     for entry in listing.entries:
         item = xmlio.sub(root, "Contents")
-        _text(item, "Key", enc(entry.key))
+        key_text(item, "Key", enc(entry.key))
         xmlio.sub(item, "LastModified", iso8601(entry.modified))
         xmlio.sub(item, "ETag", f'"{entry.etag}"')
         xmlio.sub(item, "Size", str(entry.size))
@@ -131,7 +136,7 @@ def _contents(root, listing, enc, credentials, with_owner):
             owner_element(item, entry.owner, credentials)
         xmlio.sub(item, "StorageClass", "STANDARD")
     for prefix in listing.prefixes:
-        _text(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(prefix))
+        key_text(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(prefix))
 
 
 def _bool(value):

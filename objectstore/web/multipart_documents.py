@@ -6,7 +6,6 @@ can be tested without a server. Elements come in the order AWS sends them.
 """
 
 from typing import TYPE_CHECKING, Optional
-from urllib.parse import quote
 
 from lxml import etree
 
@@ -14,7 +13,7 @@ from objectstore import xmlio
 from objectstore.checksums import checksum_type, header_name
 from objectstore.storage.records import ObjectInfo, Part, PartListing, Upload, UploadListing
 from objectstore.web.formats import iso8601, owner_element
-from objectstore.web.listing import _text as text_element
+from objectstore.web.listing import key_text, url_encode
 from objectstore.web.multipart_input import ANONYMOUS_INITIATOR, CHECKSUM_ELEMENTS, PartsQuery, UploadsQuery
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def list_parts_document(
     """ListParts' ListPartsResult: *page* of *upload*'s parts, as *query* asked for it."""
     root = xmlio.element("ListPartsResult")
     xmlio.sub(root, "Bucket", bucket)
-    text_element(root, "Key", key)
+    key_text(root, "Key", key)
     xmlio.sub(root, "UploadId", upload.id)
     initiator_element(root, upload, credentials)
     owner_element(root, upload.owner, credentials)
@@ -106,23 +105,23 @@ def list_uploads_document(
     With encoding-type=url, the keys, prefixes, delimiter and key markers
     are percent-encoded (the upload ids never need it).
     """
-    enc = _url_encode if query.url_encoded else _as_is
+    enc = url_encode if query.url_encoded else _as_is
     root = xmlio.element("ListMultipartUploadsResult")
     xmlio.sub(root, "Bucket", bucket)
-    text_element(root, "KeyMarker", enc(query.key_marker))
+    key_text(root, "KeyMarker", enc(query.key_marker))
     xmlio.sub(root, "UploadIdMarker", query.upload_id_marker)
-    text_element(root, "NextKeyMarker", enc(page.next_key_marker))
+    key_text(root, "NextKeyMarker", enc(page.next_key_marker))
     xmlio.sub(root, "NextUploadIdMarker", page.next_upload_id_marker)
     if query.delimiter:
-        text_element(root, "Delimiter", enc(query.delimiter))
-    text_element(root, "Prefix", enc(query.prefix))
+        key_text(root, "Delimiter", enc(query.delimiter))
+    key_text(root, "Prefix", enc(query.prefix))
     if query.url_encoded:
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "MaxUploads", str(query.max_uploads))
     xmlio.sub(root, "IsTruncated", _bool(page.truncated))
     for upload in page.uploads:
         element = xmlio.sub(root, "Upload")
-        text_element(element, "Key", enc(upload.key))
+        key_text(element, "Key", enc(upload.key))
         xmlio.sub(element, "UploadId", upload.id)
         initiator_element(element, upload, credentials)
         owner_element(element, upload.owner, credentials)
@@ -130,7 +129,7 @@ def list_uploads_document(
         xmlio.sub(element, "Initiated", iso8601(upload.created))
         _checksum_kind(element, upload)
     for common in page.prefixes:
-        text_element(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(common))
+        key_text(xmlio.sub(root, "CommonPrefixes"), "Prefix", enc(common))
     return root
 
 
@@ -149,11 +148,6 @@ def _checksum_kind(parent: etree._Element, upload: Upload) -> None:
     if upload.checksum_algorithm:
         xmlio.sub(parent, "ChecksumAlgorithm", upload.checksum_algorithm)
         xmlio.sub(parent, "ChecksumType", upload.checksum_type)
-
-
-def _url_encode(text: str) -> str:
-    # As listing.encoder_of encodes for encoding-type=url: everything but "/" and the unreserved characters.
-    return quote(text, safe="/")
 
 
 def _as_is(text: str) -> str:
