@@ -290,7 +290,7 @@ class Authenticator:
         now = self.clock()
         if request_time - now > MAX_SKEW:
             raise AccessDenied("Request is not valid yet")
-        if now > request_time + expires:
+        if now >= request_time + expires:
             raise AccessDenied(
                 "Request has expired",
                 **{"X-Amz-Expires": str(expires)},
@@ -485,19 +485,21 @@ def _check_payload_hash(value):
 
 
 def _presigned_expires(text):
+    """The seconds a presigned URL is valid for, refused as AWS refuses them.
+
+    0 is a valid number, refused later as AWS refuses it: the URL has
+    expired by the time it arrives ("Request has expired").
+    """
     try:
         expires = int(text)
     except ValueError:
-        raise InvalidArgument(
-            "X-Amz-Expires should be a number", ArgumentName="X-Amz-Expires", ArgumentValue=text
-        ) from None
-    if expires <= 0:
-        raise InvalidArgument("X-Amz-Expires must be non-negative", ArgumentName="X-Amz-Expires", ArgumentValue=text)
+        raise AuthorizationQueryParametersError("X-Amz-Expires should be a number") from None
+    if expires < 0:
+        raise AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
     if expires > MAX_PRESIGNED_EXPIRES:
-        raise InvalidArgument(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-            ArgumentName="X-Amz-Expires",
-            ArgumentValue=text,
+        raise AuthorizationQueryParametersError(
+            "X-Amz-Expires must be less than a week (in seconds); that is, "
+            f"the given X-Amz-Expires must be less than {MAX_PRESIGNED_EXPIRES} seconds"
         )
     return expires
 

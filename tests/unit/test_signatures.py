@@ -268,14 +268,38 @@ def test_header_signatures_allow_fifteen_minutes_of_skew(authenticator, offset, 
         assert refused(authenticator, request).code == "RequestTimeTooSkewed"
 
 
-@pytest.mark.parametrize("expires", ["0", "-5", "604801", "soon"])
-def test_presigned_expiry_out_of_range_is_invalid_argument(authenticator, expires):
-    target = (
+def _presigned_target(expires):
+    return (
         f"/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={ACCESS_KEY}%2F{SCOPE.replace('/', '%2F')}"
         f"&X-Amz-Date={TIMESTAMP}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature={'0' * 64}"
     )
-    error = refused(authenticator, FakeRequest("GET", target, {"Host": "examplebucket.s3.amazonaws.com"}))
-    assert (error.code, error.details["ArgumentName"]) == ("InvalidArgument", "X-Amz-Expires")
+
+
+@pytest.mark.parametrize(
+    "expires, message",
+    [
+        ("-5", "X-Amz-Expires must be non-negative"),
+        (
+            "604801",
+            "X-Amz-Expires must be less than a week (in seconds); that is, "
+            "the given X-Amz-Expires must be less than 604800 seconds",
+        ),
+        ("soon", "X-Amz-Expires should be a number"),
+    ],
+)
+def test_presigned_expiry_out_of_range_is_an_authorization_query_parameters_error(authenticator, expires, message):
+    request = FakeRequest("GET", _presigned_target(expires), {"Host": "examplebucket.s3.amazonaws.com"})
+    error = refused(authenticator, request)
+    assert (error.code, error.status, error.message) == ("AuthorizationQueryParametersError", 400, message)
+
+
+def test_presigned_url_valid_for_zero_seconds_has_expired_when_it_arrives(authenticator):
+    # AWS: X-Amz-Expires=0 is a number in range, and the URL it signs is expired already.
+    authenticator.set_time(EXAMPLE_TIME)
+    request = FakeRequest("GET", _presigned_target("0"), {"Host": "examplebucket.s3.amazonaws.com"})
+    error = refused(authenticator, request)
+    assert (error.code, error.status, error.message) == ("AccessDenied", 403, "Request has expired")
+    assert error.details["X-Amz-Expires"] == "0"
 
 
 def test_header_and_query_auth_together_are_refused(authenticator):
