@@ -37,6 +37,15 @@ class Config:
     image_workers: int = 2
     # An image whose unpacked size would pass this many bytes is refused.
     max_image_size: int = 64 * 1024**3
+    # Slow and greedy clients (see objectstore/web/limits.py): a request's
+    # headers must be whole this many seconds after their first byte; a body
+    # must bring this many bytes a second (0: no minimum); connections open
+    # at once, in all (None: half the open-file limit, at most 4096) and
+    # from one client address (0: no cap).
+    header_timeout: float = 20.0
+    min_body_rate: int = 1024
+    max_connections: int = None
+    max_connections_per_address: int = 256
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -160,6 +169,38 @@ def parse_size(text):
     return size
 
 
+def parse_seconds(text):
+    """A positive number of seconds (fractions allowed)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError("not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError("must be a number of seconds above 0")
+    return seconds
+
+
+def parse_rate(text):
+    """Bytes a second, as a size (``1K``, ``64K``), or 0 for no minimum."""
+    return 0 if text.strip() == "0" else parse_size(text)
+
+
+def parse_cap(text):
+    """A whole number of connections, or 0 for no cap."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if value < 0:
+        raise ValueError("must be 0 (no cap) or more")
+    return value
+
+
+def parse_total_cap(text):
+    """As parse_cap; empty for the default (half the open-file limit)."""
+    return parse_cap(text) if text.strip() else None
+
+
 # The file's options, each with what reads its text (ValueError: the text is wrong).
 FILE_OPTIONS = {
     "listen": _lines,
@@ -173,4 +214,8 @@ FILE_OPTIONS = {
     "multipart_expiry": parse_expiry,
     "image_workers": parse_workers,
     "max_image_size": parse_size,
+    "header_timeout": parse_seconds,
+    "min_body_rate": parse_rate,
+    "max_connections": parse_total_cap,
+    "max_connections_per_address": parse_cap,
 }

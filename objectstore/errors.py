@@ -98,6 +98,16 @@ IllegalLocationConstraintException = _error(
     "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.",
 )
 SlowDown = _error("SlowDown", 503, "Please reduce your request rate.")
+RequestTimeout = _error(
+    "RequestTimeout",
+    400,
+    "Your socket connection to the server was not read from or written to within the timeout period."
+    " Idle connections will be closed.",
+)
+RequestHeaderSectionTooLarge = _error(
+    "RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size."
+)
+BadRequest = _error("BadRequest", 400, "An error occurred when parsing the HTTP request.")
 StorageFull = _error("XObjectstoreStorageFull", 507, "Storage backend has reached its minimum free drive threshold.")
 ObjectLockConfigurationNotFoundError = _error(
     "ObjectLockConfigurationNotFoundError", 404, "Object Lock configuration does not exist for this bucket"

@@ -22,6 +22,7 @@ from objectstore.registry.registrar import Registrar
 from objectstore.startup import PROGRAM, CannotServe, StartupError, check_data_dir, report_cannot_serve
 from objectstore.storage.datadir import DataDirInUse
 from objectstore.storage.store import Store
+from objectstore.web.limits import ConnectionLimits, default_max_connections
 from objectstore.web.root import S3
 from objectstore.web.site import S3Site
 
@@ -65,6 +66,32 @@ class Options(usage.Options):
             None,
             None,
             "Refuse images that unpack to more than SIZE bytes (K, M, G, T suffixes) [default: 64G].",
+        ],
+        [
+            "header-timeout",
+            None,
+            None,
+            "Close a connection whose request headers are not whole SECONDS after their first byte [default: 20].",
+        ],
+        [
+            "min-body-rate",
+            None,
+            None,
+            "Answer RequestTimeout to a body slower than RATE bytes a second over 20 s (K, M suffixes; "
+            "0: no minimum) [default: 1K].",
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Answer SlowDown to connections past N open at once (0: no cap) "
+            "[default: half the open-file limit, at most 4096].",
+        ],
+        [
+            "max-connections-per-address",
+            None,
+            None,
+            "Answer SlowDown to connections past N open at once from one client address (0: no cap) [default: 256].",
         ],
     ]
     optFlags = [
@@ -137,6 +164,10 @@ class Options(usage.Options):
             ("multipart-expiry", "multipart_expiry", configuration.parse_expiry),
             ("image-workers", "image_workers", configuration.parse_workers),
             ("max-image-size", "max_image_size", configuration.parse_size),
+            ("header-timeout", "header_timeout", configuration.parse_seconds),
+            ("min-body-rate", "min_body_rate", configuration.parse_rate),
+            ("max-connections", "max_connections", configuration.parse_cap),
+            ("max-connections-per-address", "max_connections_per_address", configuration.parse_cap),
         ):
             if self[option] is not None:
                 try:
@@ -354,10 +385,21 @@ def build(config, reactor=None):
         reactor=store.reactor,
     )
     root = S3(store, credentials, config, registrar)
-    site = S3Site(root, access_log=config.access_log)
+    site = S3Site(root, access_log=config.access_log, limits=connection_limits(config))
     listeners = [Listener(description, parse_endpoint(description, reactor), site) for description in config.listen]
     store_service = StoreService(store, credentials, config, registrar=registrar)
     return Server(store_service, listeners, config), site, store
+
+
+def connection_limits(config: configuration.Config) -> ConnectionLimits:
+    """The limits on slow and greedy clients that *config* sets."""
+    total = config.max_connections
+    return ConnectionLimits(
+        header_timeout=config.header_timeout,
+        min_body_rate=config.min_body_rate,
+        max_connections=default_max_connections() if total is None else total,
+        max_connections_per_address=config.max_connections_per_address,
+    )
 
 
 def makeService(options):

@@ -3,9 +3,11 @@
 import re
 
 from twisted.logger import Logger
+from twisted.web.http import RESPONSES
 
 from objectstore import xmlio
 from objectstore.errors import InternalError, S3Error
+from objectstore.web.stamp import http_date_now, new_request_id
 
 log = Logger()
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -87,6 +89,22 @@ def write_error(request, error):
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.write(body)  # Twisted sends no body for HEAD
     request.finish()
+
+
+def connection_answer(error: S3Error, resource: str = "/") -> bytes:
+    """A whole HTTP/1.1 answer of *error* that closes the connection: for the channel to send itself.
+
+    The channel answers so where no Request can: headers it cannot parse,
+    a connection over the caps, a body that stalls.
+    """
+    request_id = new_request_id().encode()
+    body = error_document(error, resource, request_id.decode())
+    reason = RESPONSES.get(error.status, b"Error")
+    head = (
+        b"HTTP/1.1 %d %s\r\nServer: objectstore\r\nDate: %s\r\nx-amz-request-id: %s\r\nx-amz-id-2: %s\r\n"
+        b"Content-Type: application/xml\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+    ) % (error.status, reason, http_date_now(), request_id, request_id, len(body))
+    return head + body
 
 
 def _resource(request):

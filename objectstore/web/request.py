@@ -8,22 +8,19 @@ destination as it arrives.
 """
 
 import io
-import os
-import random
-import time
 from typing import Any, Optional
 from urllib.parse import parse_qs
 
 from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.web import server
-from twisted.web.http import datetimeToString
 
 from objectstore.bodysink import BodySink
 from objectstore.web import twisted_internals as internals
 from objectstore.web.channel import send_at_once
 from objectstore.web.errors import as_s3_error, write_error
 from objectstore.web.received import Received
+from objectstore.web.stamp import http_date_now, new_request_id
 
 # Bodies above this size are read in BIG_READ gulps.
 LARGE_BODY = 1024 * 1024
@@ -204,28 +201,6 @@ class S3Request(server.Request):
     def getHeaderText(self, name, default=None):
         value = self.getHeader(name)
         return default if value is None else value.decode("latin-1")
-
-
-# Request ids name a request in answers and logs; they need to be unique, not
-# unguessable. A PRNG seeded from the OS (per process) makes one without the
-# getrandom() system call a secrets.token_hex per request costs.
-_request_ids = random.Random(os.urandom(32))
-
-
-def new_request_id():
-    return "%016X" % _request_ids.getrandbits(64)
-
-
-# (second, its Date header value)
-_date = [None, b""]
-
-
-def http_date_now(clock=time.time):
-    """The Date header's value, formatted once per second rather than per answer."""
-    now = int(clock())
-    if _date[0] != now:
-        _date[:] = [now, datetimeToString(now)]
-    return _date[1]
 
 
 def parse_query(query):

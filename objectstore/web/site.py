@@ -4,6 +4,7 @@ from twisted.web import server
 
 from objectstore.web.access_log import access_log_line
 from objectstore.web.channel import s3_channel
+from objectstore.web.limits import ConnectionLimits, Connections
 from objectstore.web.request import S3Request
 
 
@@ -22,10 +23,15 @@ class S3Site(server.Site):
     # No "Starting factory <S3Site object at 0x…>" lines: the server logs where it serves (service.Server).
     noisy = False
 
-    def __init__(self, resource, *args, access_log=None, logFormatter=access_log_line, **kwargs):
+    def __init__(
+        self, resource, *args, access_log=None, logFormatter=access_log_line, limits=ConnectionLimits(), **kwargs
+    ):
         logPath = access_log if access_log not in (None, "-") else None
         super().__init__(resource, *args, logPath=logPath, logFormatter=logFormatter, **kwargs)
         self.access_log = access_log
+        # How slowly and how many (see web/limits.py); the channels count themselves in and out.
+        self.limits = limits
+        self.connections = Connections(limits)
 
     def log(self, request):
         if self.access_log is not None:

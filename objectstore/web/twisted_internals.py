@@ -25,6 +25,17 @@ def request_line(channel) -> tuple:
     return channel._command, channel._path, channel._version
 
 
+def headers_too_large(channel) -> bool:
+    """Whether *channel* has just refused a request for more headers, or more bytes of them, than it takes.
+
+    Twisted keeps the counts privately; if they are gone, a refusal is
+    taken to be for some other reason (an answer with a less precise code).
+    """
+    count = getattr(channel, "_receivedHeaderCount", 0)
+    size = getattr(channel, "_receivedHeaderSize", 0)
+    return count > channel.maxHeaders or size > channel.totalHeadersSize
+
+
 def sendable_now(transport) -> bool:
     """Whether *transport* is plain TCP, open for writing, with nothing queued to send before new data.
 

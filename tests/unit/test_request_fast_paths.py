@@ -18,8 +18,8 @@ from twisted.web.http import datetimeToString
 
 from objectstore.errors import NoSuchBucket
 from objectstore.web.channel import S3Channel
-from objectstore.web.request import http_date_now, new_request_id
 from objectstore.web.site import S3Site
+from objectstore.web.stamp import http_date_now, new_request_id
 
 
 class CountingTransport(StringTransport):
