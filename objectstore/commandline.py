@@ -14,6 +14,8 @@ from twisted.python import usage
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+# A check ran and found damage (objectstore-manage fsck).
+EXIT_DAMAGE = 3
 
 
 class Command(usage.Options):

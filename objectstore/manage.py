@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 
-from objectstore import commandline
+from objectstore import commandline, fsck
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
@@ -242,6 +242,29 @@ class CloudCert(_Leaf):
         out.write(cloud_key.certificate_pem().decode("ascii"))
 
 
+class Fsck(_Leaf):
+    longdesc = (
+        "Check the data folder's files against its index. One line per finding on stdout, "
+        "'KIND SUBJECT key=value...': orphan-blob, stale-tmp, missing-blob, short-blob, "
+        "missing-part-blob, wrong-size-part-blob, missing-image, wrong-size-image, "
+        "orphan-image-folder (keys percent-encoded); then a 'summary' line. Progress goes to stderr. "
+        "Exit status 0 if healthy, 3 if damage is found (and, with --repair, left). Without --repair "
+        "nothing changes and it may run beside a server. --repair is refused while a server runs "
+        "(it takes the data folder's lock); it deletes orphan blobs, stale temp files and image "
+        "folders without a row, drops uploads with a missing or truncated part, and finishes "
+        "unlinks the index recorded. It never deletes an object or image whose bytes are missing "
+        "or short: the row is the only record of it, and the bytes may be restored from a backup. "
+        "Those are reported only; delete them through the API once you decide they are lost."
+    )
+    optFlags = [["repair", None, "Fix what is safe to fix (refused while a server runs on the folder)."]]
+
+    def run(self, credentials, out):
+        try:
+            return fsck.fsck(self.data_dir(), credentials.index, out, sys.stderr, repair=bool(self["repair"]))
+        except fsck.RepairRefused as e:
+            raise ManageError(str(e)) from None
+
+
 class Options(_Group):
     prog = PROG
     synopsis = "[options] (user | key | cert | cloud-cert) COMMAND [ARGS]"
@@ -255,6 +278,7 @@ class Options(_Group):
         ["key", None, KeyOptions, "Access keys: create, list, delete."],
         ["cert", None, CertOptions, "Users' bundle-signing certificates: add, list, delete."],
         ["cloud-cert", None, CloudCert, "Print (creating it if needed) the cloud certificate bundles are made for."],
+        ["fsck", None, Fsck, "Check blobs, tmp, uploads and images against the index; --repair fixes what is safe."],
     ]
 
 
@@ -281,7 +305,7 @@ def open_credentials(data_dir, create):
 
 
 def main(argv=None):
-    """Run one command; the exit status (0: done, 1: refused, 2: bad command line)."""
+    """Run one command; the exit status (0: done, 1: refused, 2: bad command line, 3: fsck found damage)."""
     try:
         return _run(sys.argv[1:] if argv is None else list(argv))
     except BrokenPipeError:
@@ -301,7 +325,7 @@ def _run(argv):
         _complain(str(e))
         return EXIT_REFUSED
     try:
-        command.run(credentials, sys.stdout)
+        status = command.run(credentials, sys.stdout)
     except (CredentialsError, S3Error, ManageError, CloudKeyError) as e:
         _complain(str(e))
         return EXIT_REFUSED
@@ -313,7 +337,8 @@ def _run(argv):
         return EXIT_REFUSED
     finally:
         credentials.index.close()
-    return 0
+    # A leaf may return an exit status of its own (fsck: EXIT_DAMAGE); None is success.
+    return status or 0
 
 
 def _silence_stdout():

@@ -141,14 +141,7 @@ class Multipart:
 
     def drop_uploads(self, conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
         """Delete uploads and their parts (in a write); the blobs that are garbage now."""
-        blobs: list = []
-        for upload_id in upload_ids:
-            blobs.extend(b for (b,) in conn.execute("SELECT blob FROM parts WHERE upload = ?", (upload_id,)))
-        ids = [(upload_id,) for upload_id in upload_ids]
-        conn.executemany("DELETE FROM parts WHERE upload = ?", ids)
-        conn.executemany("DELETE FROM uploads WHERE id = ?", ids)
-        rows.mark_garbage(conn, blobs)
-        return blobs
+        return drop_uploads(conn, upload_ids)
 
     def drop_bucket_uploads(self, conn: sqlite3.Connection, bucket: str) -> list[str]:
         """Delete every upload of *bucket* (in the write deleting it); the blobs that are garbage now."""
@@ -286,6 +279,22 @@ class Multipart:
             return AfterCommit(info, self._disk.discard(replaced + unused))
 
         return await self._disk.write(complete)
+
+
+def drop_uploads(conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
+    """Delete uploads and their parts, in the caller's write; the blobs that are garbage now.
+
+    A function of the connection alone, so that ``objectstore-manage fsck``
+    (storage/fsck.py), which has no Disk, drops an upload as abort does.
+    """
+    blobs: list = []
+    for upload_id in upload_ids:
+        blobs.extend(b for (b,) in conn.execute("SELECT blob FROM parts WHERE upload = ?", (upload_id,)))
+    ids = [(upload_id,) for upload_id in upload_ids]
+    conn.executemany("DELETE FROM parts WHERE upload = ?", ids)
+    conn.executemany("DELETE FROM uploads WHERE id = ?", ids)
+    rows.mark_garbage(conn, blobs)
+    return blobs
 
 
 def choose_parts(upload: Upload, requested: Sequence[RequestedPart], stored: dict) -> list[tuple]:
