@@ -20,7 +20,7 @@ from twisted.internet import threads
 
 from objectstore.web import object as object_resource
 from objectstore.web.body import UploadBody
-from tests.conftest import ADMIN_KEYS, REGION
+from tests.conftest import ADMIN_KEYS, REGION, live_server
 from tests.helpers import eventually, unchanged
 from tests.s3http import call, error_code, header
 
@@ -352,3 +352,30 @@ async def test_header_flood_is_refused_with_400(server, bucket_name):
         assert answer.status == 400
         assert b"<Code>RequestHeaderSectionTooLarge</Code>" in answer.body
         assert answer.closed
+
+
+# -- connection caps, over real sockets -------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_past_the_per_address_cap_is_answered_slow_down_until_one_closes(tmp_path):
+    async with live_server(tmp_path, max_connections_per_address=2) as server:
+        await call(server, "PUT", "/capped")
+        held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+        try:
+            await eventually(lambda: server.site.connections.total == 2)
+            head = request_head(server, "GET", "/capped")
+            async with unchanged(server):
+                answer = await threads.deferToThread(exchange, server.port, head)
+
+                assert answer.status == 503
+                assert b"<Code>SlowDown</Code>" in answer.body
+                assert answer.closed
+
+            held.pop().close()
+            await eventually(lambda: server.site.connections.total == 1)
+            response, _ = await call(server, "GET", "/capped")
+            assert response.code == 200
+        finally:
+            for sock in held:
+                sock.close()
