@@ -66,6 +66,14 @@ class Options(usage.Options):
             None,
             "Refuse images that unpack to more than SIZE bytes (K, M, G, T suffixes) [default: 64G].",
         ],
+        [
+            "min-free-space",
+            None,
+            None,
+            "Refuse writes (never deletes) that would leave less than SIZE free on the data dir's filesystem: "
+            "bytes (K, M, G, T suffixes), a percentage of the filesystem, or both, the larger counting "
+            "(256M, 1%); 0: no reserve [default: 256M, 1%].",
+        ],
     ]
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
@@ -137,6 +145,7 @@ class Options(usage.Options):
             ("multipart-expiry", "multipart_expiry", configuration.parse_expiry),
             ("image-workers", "image_workers", configuration.parse_workers),
             ("max-image-size", "max_image_size", configuration.parse_size),
+            ("min-free-space", "min_free_space", configuration.parse_min_free_space),
         ):
             if self[option] is not None:
                 try:
@@ -342,7 +351,13 @@ def build(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
-    store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
+    store = Store(
+        config.data_dir,
+        durable=config.fsync,
+        reactor=reactor,
+        io_threads=config.io_threads,
+        min_free_space=config.min_free_space,
+    )
     credentials = Credentials(store.index)
     registrar = Registrar(
         store,
