@@ -116,6 +116,8 @@ class Disk:
             for blob in free:
                 self.files.unlink(blob)
             self._unlinked.extend(free)
+            if free:
+                self.space.resample()  # the next write sees the room the unlinks made
 
         return action
 
@@ -152,3 +154,4 @@ class Disk:
         for blob in blobs:
             self.files.unlink(blob)
         self._unlinked.extend(blobs)
+        self.space.resample()

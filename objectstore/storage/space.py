@@ -194,6 +194,10 @@ class Space:
             self._sample()
             return self._sampled_free - self._spent - self._promised
 
+    def resample(self) -> None:
+        """Look at the filesystem again at the next claim (files were just deleted)."""
+        self._sampled_at = float("-inf")
+
     # -- the claims' bookkeeping --------------------------------------------
 
     def _promise(self, size: int) -> None:
