@@ -10,13 +10,15 @@ a test that cannot mount one fails.
 import contextlib
 import os
 import subprocess
+from unittest.mock import ANY
 
 import pytest_twisted
 
 from objectstore.storage.space import Reserve
 from tests.conftest import live_server
 from tests.functional.test_http_edge import exchange, request_head
-from tests.helpers import refused
+from tests.helpers import refused, unchanged
+from tests.imaging import UserKeys, list_images, make_bundle, register, upload_bundle, wait_settled
 from tests.s3http import call, error_code
 
 MiB = 1024**2
@@ -218,3 +220,33 @@ async def test_below_the_reserve_every_write_verb_is_refused_and_every_delete_ve
         await server.blocking(s3.delete_bucket, Bucket=bucket_name)
         await server.settled()
         await server.blocking(s3.create_bucket, Bucket=bucket_name)
+
+
+def zero_image(path, size):
+    """An image of *size* zero bytes: its bundle is a few KiB, whatever the size."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return str(path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_image_that_would_cross_the_reserve_is_refused_at_registration(tmp_path):
+    async with server_on_small_disk(tmp_path) as server:
+        keys = server.create_user("alice")
+        alice = UserKeys(keys, server.user_id("alice"), "alice")
+        s3 = server.boto3(alice.keys)
+        await server.blocking(s3.create_bucket, Bucket="bundles")
+        locations = {}
+        for name, size in (("huge", 40 * MiB), ("small", MiB)):
+            image = zero_image(tmp_path / name, size)
+            result = await server.blocking(make_bundle, server, alice, image, str(tmp_path / f"bundle-{name}"))
+            locations[name] = await server.blocking(upload_bundle, s3, "bundles", result, f"{name}/")
+
+        async with unchanged(server, settle=True):
+            response, answer = await register(server, locations["huge"], alice.keys)
+            assert (response.code, answer) == (507, FULL[0])
+
+        response, answer = await register(server, locations["small"], alice.keys)
+        assert response.code == 200, answer
+        assert (await wait_settled(server, answer["imageId"], alice.keys))["imageState"] == "available"
+        assert await list_images(server, alice.keys) == {answer["imageId"]: ANY}
