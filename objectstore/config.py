@@ -6,6 +6,8 @@ The result is one immutable Config; nothing else reads the file or argv.
 import configparser
 from dataclasses import dataclass, field, replace
 
+from objectstore.storage.space import DEFAULT_RESERVE, NO_RESERVE, Reserve
+
 DEFAULT_LISTEN = "tcp:3333:interface=127.0.0.1"
 SECTION = "objectstore"
 
@@ -46,6 +48,10 @@ class Config:
     min_body_rate: int = 1024
     max_connections: int = None
     max_connections_per_address: int = 256
+
+    # Free space on the data dir's filesystem that writes leave for deletes
+    # (see storage/space.py): the larger of 256 MiB and 1% of the filesystem.
+    min_free_space: Reserve = DEFAULT_RESERVE
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -53,7 +59,8 @@ class Config:
 def from_file(path, base=None):
     """Read the ``[objectstore]`` section of an INI file over *base*."""
     base = base or Config()
-    parser = configparser.ConfigParser()
+    # No %-interpolation: "min_free_space = 1%" means what it says.
+    parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
@@ -201,6 +208,34 @@ def parse_total_cap(text):
     return parse_cap(text) if text.strip() else None
 
 
+def parse_min_free_space(text):
+    """A Reserve from ``256M``, ``1G``, ``1%``, ``268435456``, ``256M, 1%`` (the larger of the two), or ``0`` (none)."""
+    size, percent = 0, 0.0
+    terms = [term.strip() for term in text.split(",")]
+    if not 1 <= len(terms) <= 2:
+        raise ValueError("not a size such as 256M, a percentage such as 1%, or one of each: 256M, 1%")
+    for term in terms:
+        if term.endswith("%"):
+            if percent:
+                raise ValueError("one percentage at most")
+            try:
+                percent = float(term[:-1])
+            except ValueError:
+                raise ValueError(f"{term}: not a percentage such as 1%") from None
+            if not 0 < percent < 100:
+                raise ValueError(f"{term}: a percentage above 0 and below 100")
+        elif term.strip() == "0" and len(terms) == 1:
+            return NO_RESERVE
+        else:
+            if size:
+                raise ValueError("one size at most")
+            try:
+                size = parse_size(term)
+            except ValueError:
+                raise ValueError(f"{term or 'nothing'}: not a size such as 256M or a percentage such as 1%") from None
+    return Reserve(size, percent)
+
+
 # The file's options, each with what reads its text (ValueError: the text is wrong).
 FILE_OPTIONS = {
     "listen": _lines,
@@ -218,4 +253,5 @@ FILE_OPTIONS = {
     "min_body_rate": parse_rate,
     "max_connections": parse_total_cap,
     "max_connections_per_address": parse_cap,
+    "min_free_space": parse_min_free_space,
 }

@@ -93,6 +93,14 @@ class Options(usage.Options):
             None,
             "Answer SlowDown to connections past N open at once from one client address (0: no cap) [default: 256].",
         ],
+        [
+            "min-free-space",
+            None,
+            None,
+            "Refuse writes (never deletes) that would leave less than SIZE free on the data dir's filesystem: "
+            "bytes (K, M, G, T suffixes), a percentage of the filesystem, or both, the larger counting "
+            "(256M, 1%); 0: no reserve [default: 256M, 1%].",
+        ],
     ]
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
@@ -168,6 +176,7 @@ class Options(usage.Options):
             ("min-body-rate", "min_body_rate", configuration.parse_rate),
             ("max-connections", "max_connections", configuration.parse_cap),
             ("max-connections-per-address", "max_connections_per_address", configuration.parse_cap),
+            ("min-free-space", "min_free_space", configuration.parse_min_free_space),
         ):
             if self[option] is not None:
                 try:
@@ -373,7 +382,13 @@ def build(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
-    store = Store(config.data_dir, durable=config.fsync, reactor=reactor, io_threads=config.io_threads)
+    store = Store(
+        config.data_dir,
+        durable=config.fsync,
+        reactor=reactor,
+        io_threads=config.io_threads,
+        min_free_space=config.min_free_space,
+    )
     credentials = Credentials(store.index)
     registrar = Registrar(
         store,

@@ -139,6 +139,8 @@ class Registrar:
             raise InvalidManifest(f"Invalid manifest {source.location}: {e}") from None
         if not bundled_for(manifest, user):
             raise AccessDenied(f"The manifest {source.location} was bundled for another account ({manifest.user!r}).")
+        # Refused now if the image could not be unpacked without crossing the free-space reserve.
+        self.store.claim_space(manifest.size).dropped()
         kind = image_type(manifest, key)
         if image_id is not None and not records.id_matches_type(image_id, kind):
             raise MalformedImageId(f"The id {image_id} does not name a {kind} image.", ImageId=image_id)
@@ -293,6 +295,17 @@ class Registrar:
             raise BundleError(f"the manifest was replaced by one bundled for another account ({manifest.user!r})")
         certificates = [crypto.load_certificate(pem) for pem in self.credentials.certificate_pems(image.owner)]
         verified = crypto.verify_signature(manifest, certificates)
+        # The image's room, held while it unpacks (StorageFull fails the registration with its reason).
+        claim = self.store.claim_space(manifest.size)
+        try:
+            result = self._unpack_into(image, manifest, source, folder, cancel, claim)
+        except BaseException:
+            claim.dropped()
+            raise
+        claim.kept()
+        return result.size, result.tar_sha1, verified
+
+    def _unpack_into(self, image, manifest, source, folder, cancel, claim):
         if not os.path.isdir(folder):
             os.makedirs(folder, mode=0o700)
             _sync_dir(self.images_dir)
@@ -303,11 +316,20 @@ class Registrar:
         # Old manifests lack <bundled_size>: their progress stays unknown (0).
         total = manifest.bundled_size or 0
         self._progress[image.id] = (0, total)
+        written = [0]
 
         def on_progress(done):
             if cancel.is_set():
                 raise Cancelled()
             self._progress[image.id] = (done, total)
+            # What the image file holds by now is the filesystem's to count, no longer the claim's.
+            try:
+                size = os.stat(partial).st_size
+            except FileNotFoundError:
+                return
+            if size > written[0]:
+                claim.stored(size - written[0])
+                written[0] = size
 
         result = unbundle(
             manifest,
@@ -320,7 +342,7 @@ class Registrar:
         )
         os.replace(partial, os.path.join(folder, IMAGE_FILE))
         _sync_dir(folder)
-        return result.size, result.tar_sha1, verified
+        return result
 
     def _stage(self, image_id, stage):
         d = self.catalog.set_state(image_id, stage)

@@ -10,7 +10,9 @@ What every implementation promises (docs/architecture.md, "The storage contract"
   the old object or the new one, never a mix;
 - a read, listing or delete issued after an answered write sees it;
 - a body opened before an overwrite or delete reads the old bytes to its end;
-- a refused write (an S3Error) changes nothing.
+- a refused write (an S3Error) changes nothing;
+- writes are refused (StorageFull) rather than fill the disk: a free-space
+  reserve is kept for deletes, which are never refused for want of room.
 
 Errors are the S3Errors of objectstore.errors: NoSuchBucket, NoSuchKey,
 BucketNotEmpty, BucketAlreadyExists / BucketAlreadyOwnedByYou, NoSuchUpload,
@@ -36,6 +38,7 @@ from objectstore.storage.records import (
     Upload,
     UploadListing,
 )
+from objectstore.storage.space import Claim
 
 
 @runtime_checkable
@@ -80,7 +83,7 @@ class MultipartUploads(Protocol):
 
     def get(self, upload_id: str, bucket: str, key: str) -> Upload: ...
 
-    def new_part_writer(self) -> UploadWriter: ...
+    def new_part_writer(self, size: Optional[int] = None) -> UploadWriter: ...
 
     def upload_part(self, upload: Upload, number: int, writer: UploadWriter, checksums: dict) -> Awaitable[Any]: ...
 
@@ -140,7 +143,14 @@ class ObjectStore(Protocol):
 
     def open_object(self, bucket: str, key: str) -> tuple: ...
 
-    def new_writer(self, inline_limit: Optional[int] = None) -> UploadWriter: ...
+    def new_writer(self, inline_limit: Optional[int] = None, size: Optional[int] = None) -> UploadWriter:
+        """A writer for an upload of *size* bytes (None: not declared); StorageFull before any byte if they
+        would not leave the free-space reserve."""
+        ...
+
+    def claim_space(self, size: int = 0) -> Claim:
+        """Room for *size* bytes written beside the store's own (an image); StorageFull if there is none."""
+        ...
 
     def put_object(
         self,

@@ -14,23 +14,29 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from objectstore.errors import StorageFull
 from objectstore.index.database import INDEX_FILE, AfterCommit, Index
 from objectstore.storage.blobs import BlobFiles
 from objectstore.storage.bodies import Pins, SegmentedBody
 from objectstore.storage.records import ObjectInfo
+from objectstore.storage.space import DEFAULT_RESERVE, Reserve, Space
 from objectstore.storage.writer import ObjectWriter
 
 Operation = Callable[[Any], Any]
 
 
 class Disk:
-    def __init__(self, data_dir: str, durable: bool, reactor: Any, io_threads: int) -> None:
+    def __init__(
+        self, data_dir: str, durable: bool, reactor: Any, io_threads: int, reserve: Reserve = DEFAULT_RESERVE
+    ) -> None:
         self.reactor = reactor
         self.files = BlobFiles(data_dir, durable)
+        # Every write verb claims its room here first; deletes never do (see space.py).
+        self.space = Space(data_dir, reserve)
         self.index = Index(os.path.join(data_dir, INDEX_FILE), durable, reactor, before_commit=self.files.sync_tmp)
         self._pool = ThreadPool(minthreads=0, maxthreads=io_threads, name="objectstore-io")
         # Blobs unlinked after a commit (by the tidier thread) whose garbage
@@ -63,6 +69,17 @@ class Disk:
         """Run *operation(conn)* in one index transaction (see ``Index.write``); a Deferred of its result."""
         return self.index.write(self._forgetting_unlinked(operation), prepare=prepare, quick=quick)
 
+    def write_with_room(
+        self, operation: Operation, prepare: Optional[Callable[[], None]] = None, quick: bool = False
+    ) -> Deferred:
+        """``write`` for a verb that adds to what is stored: a failed Deferred (StorageFull) while the
+        free-space reserve is reached. Deletes use ``write``, which the reserve never refuses."""
+        try:
+            self.space.claim()
+        except StorageFull:
+            return fail()
+        return self.write(operation, prepare=prepare, quick=quick)
+
     def _forgetting_unlinked(self, operation: Operation) -> Operation:
         def run(conn):
             done = []
@@ -74,11 +91,16 @@ class Disk:
 
         return run
 
-    def new_writer(self, inline_limit: int) -> ObjectWriter:
-        """A writer for an upload's bytes, inline up to *inline_limit* (-1: always a blob)."""
+    def new_writer(self, inline_limit: int, size: Optional[int] = None) -> ObjectWriter:
+        """A writer for an upload's bytes, inline up to *inline_limit* (-1: always a blob).
+
+        *size*: the bytes the upload declares (None: unknown, claimed as they
+        come). Refused (StorageFull) if they would cross the free-space reserve.
+        """
+        claim = self.space.claim(size or 0)
         if self.files.needs_spares():
             self.in_thread(self.files.make_spares)
-        return ObjectWriter(self.files, inline_limit)
+        return ObjectWriter(self.files, inline_limit, claim)
 
     # -- blob lifetimes ------------------------------------------------------
 
@@ -94,6 +116,8 @@ class Disk:
             for blob in free:
                 self.files.unlink(blob)
             self._unlinked.extend(free)
+            if free:
+                self.space.resample()  # the next write sees the room the unlinks made
 
         return action
 
@@ -130,3 +154,4 @@ class Disk:
         for blob in blobs:
             self.files.unlink(blob)
         self._unlinked.extend(blobs)
+        self.space.resample()

@@ -116,7 +116,7 @@ class Multipart:
             )
             return upload
 
-        return await self._disk.write(create)
+        return await self._disk.write_with_room(create)
 
     def get(self, upload_id: str, bucket: str, key: str) -> Upload:
         """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
@@ -150,12 +150,17 @@ class Multipart:
 
     # -- parts -------------------------------------------------------------
 
-    def new_part_writer(self) -> ObjectWriter:
-        return self._disk.new_writer(PART_INLINE_LIMIT)
+    def new_part_writer(self, size: Optional[int] = None) -> ObjectWriter:
+        """A writer for a part's bytes; *size*, the length it declares: StorageFull if it would cross the reserve."""
+        return self._disk.new_writer(PART_INLINE_LIMIT, size)
 
     async def upload_part(self, upload: Upload, number: int, writer: ObjectWriter, checksums: dict) -> Part:
         """Record what *writer* received as part *number* of *upload*, replacing any part of that number."""
-        check_part_number(number)
+        try:
+            check_part_number(number)
+        except BaseException:
+            writer.abort()
+            raise
         return await self._record_part(upload, number, writer, checksums)
 
     async def copy_part(self, upload: Upload, number: int, body: BodyReader, start: int, length: int) -> Part:
@@ -165,12 +170,23 @@ class Multipart:
         upload's algorithm) on the way.
         """
         check_part_number(number)
-        writer, checksums = await self._disk.in_thread(_copy_range, self._disk.files, body, start, length, upload)
+        claim = self._disk.space.claim(length)
+        try:
+            writer, checksums = await self._disk.in_thread(
+                _copy_range, self._disk.files, body, start, length, upload, claim
+            )
+        except BaseException:
+            claim.dropped()
+            raise
         return await self._record_part(upload, number, writer, checksums)
 
     async def _record_part(self, upload, number, writer, checksums):
-        if writer.blob is None:
-            writer.write(b"")  # an empty part still gets its (empty) blob
+        try:
+            if writer.blob is None:
+                writer.write(b"")  # an empty part still gets its (empty) blob
+        except BaseException:
+            writer.abort()
+            raise
         blob = writer.blob
         part = Part(number, writer.size, writer.md5.hexdigest(), time.time(), dict(checksums))
 
@@ -189,10 +205,12 @@ class Multipart:
 
         try:
             # The blob is synced in the batch that commits its row, as an object's is.
-            return await self._disk.write(record, prepare=writer.sync)
+            recorded = await self._disk.write(record, prepare=writer.sync)
         except BaseException:
             writer.abort()
             raise
+        writer.published()
+        return recorded
 
     def list_parts(self, upload: Upload, marker: int = 0, max_parts: int = 1000) -> "Deferred[PartListing]":
         """A Deferred PartListing of *upload*'s parts numbered above *marker*."""
@@ -278,7 +296,7 @@ class Multipart:
             # The parts' blobs are home already: each part's own commit moved it.
             return AfterCommit(info, self._disk.discard(replaced + unused))
 
-        return await self._disk.write(complete)
+        return await self._disk.write_with_room(complete)
 
 
 def drop_uploads(conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
@@ -362,11 +380,11 @@ def _check_expectations(info, expected_size, expected_checksum):
             raise InvalidRequest(f"The {algorithm.lower()} you specified did not match the calculated checksum.")
 
 
-def _copy_range(files, body, start, length, upload):
+def _copy_range(files, body, start, length, upload, claim):
     """Copy bytes [start, start + length) of *body* into a new part writer, synced (blocking)."""
     running = None if upload.checksum_algorithm is None else new_checksum(upload.checksum_algorithm)
     window = _Window(body, start, running)
-    writer = copy_body(files, window, length, PART_INLINE_LIMIT)
+    writer = copy_body(files, window, length, PART_INLINE_LIMIT, claim)
     checksums = {} if running is None else {upload.checksum_algorithm: b64digest(running)}
     return writer, checksums
 

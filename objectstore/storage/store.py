@@ -28,6 +28,7 @@ from objectstore.storage.disk import Disk
 from objectstore.storage.listing import list_keys
 from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, Listing, ObjectInfo, Segment
+from objectstore.storage.space import DEFAULT_RESERVE, Claim, Reserve
 from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
 
 
@@ -41,6 +42,7 @@ class Store:
         reactor: Any = None,
         io_threads: int = 16,
         inline_limit: int = INLINE_LIMIT,
+        min_free_space: Reserve = DEFAULT_RESERVE,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -49,7 +51,7 @@ class Store:
         # Making a Store touches no disk: open() (or start()) does, so that a
         # server that cannot listen creates nothing (see service.py).
         self._lock: Optional[int] = None
-        self.disk = Disk(self.data_dir, durable, reactor, io_threads)
+        self.disk = Disk(self.data_dir, durable, reactor, io_threads, min_free_space)
         self.files = self.disk.files
         self.index = self.disk.index
         self.inline_limit = inline_limit
@@ -108,6 +110,13 @@ class Store:
         """Run blocking *f* in the store's io pool; a Deferred of its result."""
         return self.disk.in_thread(f, *args, **kwargs)
 
+    def claim_space(self, size: int = 0) -> Claim:
+        """Room for *size* more bytes in the data dir (an image, say); StorageFull if they would cross the reserve.
+
+        The caller ends the claim: ``kept`` once the bytes are written, ``dropped`` if they never will be.
+        """
+        return self.disk.space.claim(size)
+
     # -- buckets ---------------------------------------------------------
 
     def get_bucket(self, name: str) -> Bucket:
@@ -142,7 +151,7 @@ class Store:
             rows.create_bucket_row(conn, bucket)
             return bucket
 
-        return self.disk.write(create)
+        return self.disk.write_with_room(create)
 
     def delete_bucket(self, name: str) -> Deferred:
         def delete(conn):
@@ -153,7 +162,9 @@ class Store:
         return self.disk.write(delete).addBoth(self._forget_bucket(name))
 
     def set_bucket_acl(self, name: str, acl: dict) -> Deferred:
-        return self.disk.write(lambda conn: rows.update_bucket_acl(conn, name, acl)).addBoth(self._forget_bucket(name))
+        return self.disk.write_with_room(lambda conn: rows.update_bucket_acl(conn, name, acl)).addBoth(
+            self._forget_bucket(name)
+        )
 
     # -- objects ---------------------------------------------------------
 
@@ -194,9 +205,13 @@ class Store:
                 handle.close()
         raise InternalError("The object changed too often while being opened.")
 
-    def new_writer(self, inline_limit: Optional[int] = None) -> ObjectWriter:
-        """A writer for an upload's bytes (inline while they are few: up to *inline_limit*, the store's by default)."""
-        return self.disk.new_writer(self.inline_limit if inline_limit is None else inline_limit)
+    def new_writer(self, inline_limit: Optional[int] = None, size: Optional[int] = None) -> ObjectWriter:
+        """A writer for an upload's bytes (inline while they are few: up to *inline_limit*, the store's by default).
+
+        *size*: the length the upload declares, if it does. StorageFull if it
+        would cross the free-space reserve: the body need not be read.
+        """
+        return self.disk.new_writer(self.inline_limit if inline_limit is None else inline_limit, size)
 
     async def put_object(
         self,
@@ -236,8 +251,13 @@ class Store:
             info = dataclasses.replace(
                 source, modified=time.time(), owner=owner, acl=acl, headers=headers, metadata=metadata
             )
-            return await self.disk.write(lambda conn: rows.rewrite_object_row(conn, info))
-        writer = await self.in_thread(copy_body, self.files, body, source.size, self.inline_limit)
+            return await self.disk.write_with_room(lambda conn: rows.rewrite_object_row(conn, info))
+        claim = self.disk.space.claim(source.size)
+        try:
+            writer = await self.in_thread(copy_body, self.files, body, source.size, self.inline_limit, claim)
+        except BaseException:
+            claim.dropped()
+            raise
         fields = dict(owner=owner, acl=acl, headers=headers, metadata=metadata, checksums=dict(source.checksums))
         return await self._publish(writer, bucket, key, **fields)
 
@@ -257,7 +277,7 @@ class Store:
         try:
             # A blob is synced before the batch commits (a no-op if a copy already did).
             # An inline object's write is quick (see Index.write): a few statements.
-            return await self.disk.write(
+            published = await self.disk.write(
                 lambda conn: self._replace(conn, info, data),
                 prepare=None if blob is None else writer.sync,
                 quick=blob is None,
@@ -265,6 +285,8 @@ class Store:
         except BaseException:
             writer.abort()
             raise
+        writer.published()
+        return published
 
     def _replace(self, conn, info, data=None):
         """Make *info* the row of its key; *data*: its bytes, if kept inline."""
@@ -284,7 +306,7 @@ class Store:
         replaced, so check and update are one statement. The object keeps
         its Last-Modified, as in S3.
         """
-        return self.disk.write(lambda conn: rows.update_object_acl(conn, bucket, key, acl, expected))
+        return self.disk.write_with_room(lambda conn: rows.update_object_acl(conn, bucket, key, acl, expected))
 
     def delete_object(self, bucket: str, key: str) -> Deferred:
         return self.delete_objects(bucket, [key], quick=True)

@@ -13,6 +13,7 @@ import hashlib
 from typing import Optional, Protocol
 
 from objectstore.storage.blobs import BlobFiles, BlobWriter
+from objectstore.storage.space import NO_CLAIM, Claim
 
 # Objects up to this size live in the index. SQLite reads and writes blobs
 # of this size faster than the file system (https://sqlite.org/intern-v-extern-blob.html)
@@ -28,11 +29,17 @@ class RangeReader(Protocol):
 
 
 class ObjectWriter:
-    """Receives an object's bytes, hashing them on the way (the MD5 is the ETag)."""
+    """Receives an object's bytes, hashing them on the way (the MD5 is the ETag).
 
-    def __init__(self, files: BlobFiles, inline_limit: int = INLINE_LIMIT) -> None:
+    *claim* holds the free space the bytes take (see storage/space.py): a
+    body longer than it claimed claims more as it arrives, and is refused
+    (StorageFull) once it would cross the reserve.
+    """
+
+    def __init__(self, files: BlobFiles, inline_limit: int = INLINE_LIMIT, claim: Claim = NO_CLAIM) -> None:
         self._files = files
         self._limit = inline_limit
+        self.claim = claim
         self.size = 0
         self.md5 = hashlib.md5()
         self._buffer = bytearray()
@@ -49,16 +56,21 @@ class ObjectWriter:
         return bytes(self._buffer)
 
     def write(self, data: bytes) -> None:
+        size = self.size + len(data)
+        if size > self.claim.size:
+            self.claim.extend(size)
         self.md5.update(data)
-        self.size += len(data)
+        self.size = size
         if self._blob is None:
-            if self.size <= self._limit:
+            if size <= self._limit:
                 self._buffer += data
                 return
             self._blob = self._files.writer()
             self._blob.write(self._buffer)
+            self.claim.stored(len(self._buffer))
             self._buffer = bytearray()
         self._blob.write(data)
+        self.claim.stored(len(data))
 
     def finish(self) -> None:
         """Every byte is in (BodySink). Nothing to check or flush: a blob's bytes are made durable by
@@ -69,19 +81,26 @@ class ObjectWriter:
         if self._blob is not None:
             self._blob.sync()
 
+    def published(self) -> None:
+        """The bytes are committed: the space they take is the filesystem's to count now."""
+        self.claim.kept()
+
     def abort(self) -> None:
         self._buffer = bytearray()
         if self._blob is not None:
             self._blob.abort()
+        self.claim.dropped()
 
 
-def copy_body(files: BlobFiles, body: RangeReader, size: int, inline_limit: int = INLINE_LIMIT) -> ObjectWriter:
+def copy_body(
+    files: BlobFiles, body: RangeReader, size: int, inline_limit: int = INLINE_LIMIT, claim: Claim = NO_CLAIM
+) -> ObjectWriter:
     """Copy an opened object's bytes into a new writer, synced (blocking: run in a thread).
 
     The copy is hashed on the way, so the new object's ETag is the MD5 of
-    what was actually written.
+    what was actually written. *claim*: the room claimed for its *size* bytes.
     """
-    writer = ObjectWriter(files, inline_limit)
+    writer = ObjectWriter(files, inline_limit, claim)
     try:
         offset = 0
         while offset < size:

@@ -80,7 +80,8 @@ class ObjectResource(MultipartOperations, S3Resource):
         Everything the headers can refuse is refused here, before the body:
         no length, too large (5 GiB, for an object as for a part), a
         malformed Content-MD5 or checksum declaration. *new_writer* makes
-        the storage writer, once nothing can refuse; *checksum_for* may
+        the storage writer, once nothing else can refuse (it refuses, StorageFull,
+        a size the free-space reserve cannot take); *checksum_for* may
         replace the RequestChecksum the headers declare (or None) with the
         one to compute.
         """
@@ -97,7 +98,8 @@ class ObjectResource(MultipartOperations, S3Resource):
             raise MalformedTrailerError()
         if checksum_for is not None:
             checksum = checksum_for(checksum)
-        upload = UploadBody(new_writer(), content_md5=md5, checksum=checksum)
+        # The declared size is claimed now: a body the free-space reserve has no room for is not read.
+        upload = UploadBody(new_writer(size=size), content_md5=md5, checksum=checksum)
         if framed:
             observers = [*request.auth.chunk_observers(), TrailerChecksum(checksum)]
             return Received(AwsChunkedDecoder(upload, decoded_length=size, observers=observers), upload=upload)

@@ -4,9 +4,10 @@ import configparser
 
 import pytest
 
-from objectstore.config import DEFAULT_LISTEN, FILE_OPTIONS, Config, ConfigError, from_file
+from objectstore.config import DEFAULT_LISTEN, FILE_OPTIONS, Config, ConfigError, from_file, parse_min_free_space
 from objectstore.service import Options
 from objectstore.startup import StartupError
+from objectstore.storage.space import NO_RESERVE, Reserve
 
 
 def refused(argv):
@@ -200,3 +201,37 @@ def test_image_settings_that_make_no_sense_are_refused(tmp_path, option, value):
         from_file(str(path))
     flag = "--" + option.replace("_", "-")
     assert refused([flag, value]).startswith(f"objectstore: {flag} {value}: ")
+
+
+@pytest.mark.parametrize(
+    "text, reserve",
+    [
+        ("256M", Reserve(256 * 1024**2)),
+        ("1G", Reserve(1024**3)),
+        ("1GiB", Reserve(1024**3)),
+        ("4096", Reserve(4096)),
+        ("1%", Reserve(percent=1.0)),
+        ("0.5%", Reserve(percent=0.5)),
+        ("256M, 1%", Reserve(256 * 1024**2, 1.0)),
+        ("2% ,1G", Reserve(1024**3, 2.0)),
+        ("0", NO_RESERVE),
+        (" 0 ", NO_RESERVE),
+    ],
+)
+def test_min_free_space_is_a_size_a_percentage_or_one_of_each(text, reserve):
+    assert parse_min_free_space(text) == reserve
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1M", "0%", "100%", "1%, 2%", "1M, 2M", "1M, 1%, 1G", "x%", "0, 1%"])
+def test_a_min_free_space_that_makes_no_sense_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_min_free_space(text)
+
+
+def test_min_free_space_comes_from_the_file_or_the_command_line_and_defaults_to_256m_or_1_percent(tmp_path):
+    assert Config().min_free_space == Reserve(256 * 1024**2, 1.0)
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nmin_free_space = 2%\n")
+    assert from_file(str(path)).min_free_space == Reserve(percent=2.0)
+    assert parse(["--config", str(path), "--min-free-space", "0"]).min_free_space == NO_RESERVE
+    assert refused(["--min-free-space", "lots"]).startswith("objectstore: --min-free-space lots: ")
