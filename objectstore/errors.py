@@ -109,6 +109,14 @@ RequestHeaderSectionTooLarge = _error(
 )
 BadRequest = _error("BadRequest", 400, "An error occurred when parsing the HTTP request.")
 StorageFull = _error("XObjectstoreStorageFull", 507, "Storage backend has reached its minimum free drive threshold.")
+# Bit rot found in an object's (or image's) stored bytes: they are never served
+# again, and retrying cannot help (see storage/integrity.py).
+ObjectDamaged = _error(
+    "XObjectstoreObjectDamaged",
+    500,
+    "The stored bytes of this object fail the checksum recorded when they were written, so they are not served."
+    " Delete or overwrite it (from a backup, say).",
+)
 ObjectLockConfigurationNotFoundError = _error(
     "ObjectLockConfigurationNotFoundError", 404, "Object Lock configuration does not exist for this bucket"
 )

@@ -182,9 +182,37 @@ TABLE_OWNERS = {
     "access_keys": "auth",
     "user_certificates": "auth",
     "images": "registry",
+    "scrub_progress": "storage",
 }
 
-MIGRATIONS = (Migration(1, "the tables of storage, auth and the image registry", _BASELINE),)
+# Checksums to find bit rot by (storage/integrity.py, storage/scrub.py).
+_CHECKSUMS = """
+-- zlib's CRC32 of each stored run of bytes (an object's segment, its inline
+-- bytes, an upload's part), recorded as the bytes are written and checked
+-- whenever they are read whole. NULL in rows written before: their check is
+-- the MD5 their ETag is, and a scrub fills the CRC in once it has passed.
+ALTER TABLE segments ADD COLUMN crc32 INTEGER;
+ALTER TABLE inline_data ADD COLUMN crc32 INTEGER;
+ALTER TABLE parts ADD COLUMN crc32 INTEGER;
+-- Why an object's (an image's) bytes were found damaged; NULL while none
+-- has been. A damaged object is refused to readers, never served, until it
+-- is deleted or overwritten.
+ALTER TABLE objects ADD COLUMN damage TEXT;
+ALTER TABLE images ADD COLUMN damage TEXT;
+-- How far the background scrubber has gone, so that a restart resumes its
+-- pass: name ('objects', 'images') -> the last id checked, and the time the
+-- pass began.
+CREATE TABLE scrub_progress (
+    name TEXT PRIMARY KEY,
+    last TEXT NOT NULL,
+    pass_started REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS = (
+    Migration(1, "the tables of storage, auth and the image registry", _BASELINE),
+    Migration(2, "checksums to find bit rot by, damage marks, and the scrubber's progress", _CHECKSUMS),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

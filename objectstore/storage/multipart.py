@@ -187,7 +187,7 @@ class Multipart:
         except BaseException:
             writer.abort()
             raise
-        blob = writer.blob
+        blob, crc32 = writer.blob, writer.crc32
         part = Part(number, writer.size, writer.md5.hexdigest(), time.time(), dict(checksums))
 
         def record(conn):
@@ -195,9 +195,9 @@ class Multipart:
             _upload_of(conn, upload.id, upload.bucket, upload.key)
             old = conn.execute("SELECT blob FROM parts WHERE upload = ? AND number = ?", (upload.id, number)).fetchone()
             conn.execute(
-                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, checksum, modified)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (upload.id, number, blob, part.size, part.etag, json.dumps(part.checksums), part.modified),
+                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, checksum, modified, crc32)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (upload.id, number, blob, part.size, part.etag, json.dumps(part.checksums), part.modified, crc32),
             )
             replaced = [old[0]] if old else []
             rows.mark_garbage(conn, replaced)
@@ -266,12 +266,12 @@ class Multipart:
 
         def complete(conn):
             upload = _upload_of(conn, upload_id, bucket, key)
-            stored = {
-                number: (blob, size, etag, json.loads(checksum))
-                for number, blob, size, etag, checksum in conn.execute(
-                    "SELECT number, blob, size, etag, checksum FROM parts WHERE upload = ?", (upload_id,)
-                )
-            }
+            stored, crc_of = {}, {}
+            for number, blob, size, etag, checksum, crc32 in conn.execute(
+                "SELECT number, blob, size, etag, checksum, crc32 FROM parts WHERE upload = ?", (upload_id,)
+            ):
+                stored[number] = (blob, size, etag, json.loads(checksum))
+                crc_of[blob] = crc32  # NULL for a part uploaded before CRCs were kept
             chosen = choose_parts(upload, requested, stored)
             info = ObjectInfo(
                 bucket=bucket,
@@ -284,7 +284,7 @@ class Multipart:
                 headers=upload.headers,
                 metadata=upload.metadata,
                 checksums=object_checksums(upload, chosen),
-                segments=tuple(Segment(blob, 0, size) for blob, size, _, _ in chosen),
+                segments=tuple(Segment(blob, 0, size, crc_of[blob]) for blob, size, _, _ in chosen),
             )
             _check_expectations(info, expected_size, expected_checksum)
             replaced = rows.swap_object_row(conn, info)

@@ -20,6 +20,9 @@ class Segment:
     blob: str
     offset: int
     length: int
+    # zlib's CRC32 of those bytes, recorded when they were written; None if
+    # written before CRCs were kept (see storage/integrity.py).
+    crc32: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class ObjectInfo:
     metadata: dict = field(default_factory=dict)
     checksums: dict = field(default_factory=dict)
     segments: tuple = ()
+    # Why its stored bytes were found damaged (None: they never were); a
+    # damaged object is refused to readers (see storage/integrity.py).
+    damage: Optional[str] = None
 
     @property
     def quoted_etag(self) -> str:

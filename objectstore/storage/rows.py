@@ -14,18 +14,20 @@ from typing import Optional
 from objectstore.errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchBucket, NoSuchKey
 from objectstore.storage.records import Bucket, ObjectInfo, Segment
 
-_OBJECT_COLUMNS = "id bucket key size etag modified owner acl headers metadata checksums".split()
+_OBJECT_COLUMNS = "id bucket key size etag modified owner acl headers metadata checksums damage".split()
+_SEGMENT_COLUMNS = "s.blob, s.offset, s.length, s.crc32"
 # An object's row with one line per segment (one line with NULLs if it has none).
 OBJECT_WITH_SEGMENTS = (
-    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, s.blob, s.offset, s.length"
+    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, {_SEGMENT_COLUMNS}"
     " FROM objects o LEFT JOIN segments s ON s.object = o.id WHERE o.bucket = ? AND o.key = ? ORDER BY s.seq"
 )
-# The same, plus the bytes of an object kept inline (NULL for one in blobs).
+# The same, plus the bytes of an object kept inline and their CRC32 (NULLs for one in blobs).
 OBJECT_WITH_BYTES = (
-    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, s.blob, s.offset, s.length, d.data"
+    f"SELECT {', '.join('o.' + c for c in _OBJECT_COLUMNS)}, {_SEGMENT_COLUMNS}, d.data, d.crc32"
     " FROM objects o LEFT JOIN segments s ON s.object = o.id LEFT JOIN inline_data d ON d.object = o.id"
     " WHERE o.bucket = ? AND o.key = ? ORDER BY s.seq"
 )
+_SEGMENT_WIDTH = 4
 _BUCKET_COLUMNS = "name, owner, created, region, acl"
 
 # -- buckets -------------------------------------------------------------------
@@ -88,12 +90,13 @@ def lookup_object(conn: sqlite3.Connection, statement: str, bucket: str, key: st
         require_bucket(conn, bucket)
         raise NoSuchKey(Key=key)
     columns = len(_OBJECT_COLUMNS)
-    segments = [r[columns : columns + 3] for r in rows if r[columns] is not None]
-    return _object(rows[0][:columns], segments), rows[0][columns + 3 :]
+    segments = [r[columns : columns + _SEGMENT_WIDTH] for r in rows if r[columns] is not None]
+    return _object(rows[0][:columns], segments), rows[0][columns + _SEGMENT_WIDTH :]
 
 
-def swap_object_row(conn: sqlite3.Connection, info: ObjectInfo, data: Optional[bytes] = None) -> list[str]:
-    """Put *info*'s row (and segments, or inline *data*) in place of its key's; the blobs that were the old object's.
+def swap_object_row(conn: sqlite3.Connection, info: ObjectInfo, data: Optional[tuple[bytes, int]] = None) -> list[str]:
+    """Put *info*'s row (and segments, or inline *data*: bytes, CRC32) in place of its key's; the blobs that were
+    the old object's.
 
     Few statements, as each costs the writer thread a round of GIL
     hand-offs with the reactor. A new key (the common case) is one
@@ -121,7 +124,9 @@ def swap_object_row(conn: sqlite3.Connection, info: ObjectInfo, data: Optional[b
     return replaced
 
 
-def _insert_object_row(conn: sqlite3.Connection, info: ObjectInfo, row: tuple, data: Optional[bytes]) -> bool:
+def _insert_object_row(
+    conn: sqlite3.Connection, info: ObjectInfo, row: tuple, data: Optional[tuple[bytes, int]]
+) -> bool:
     """Insert *row* (*info*'s), its bytes or segments; False if its key has a row or its bucket is gone."""
     cursor = conn.execute(
         "INSERT INTO objects (bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums)"
@@ -133,11 +138,11 @@ def _insert_object_row(conn: sqlite3.Connection, info: ObjectInfo, row: tuple, d
         return False
     object_id = cursor.lastrowid
     if data is not None:
-        conn.execute("INSERT INTO inline_data (object, data) VALUES (?, ?)", (object_id, data))
+        conn.execute("INSERT INTO inline_data (object, data, crc32) VALUES (?, ?, ?)", (object_id, *data))
     if info.segments:
         conn.executemany(
-            "INSERT INTO segments (object, seq, blob, offset, length) VALUES (?, ?, ?, ?, ?)",
-            [(object_id, i, s.blob, s.offset, s.length) for i, s in enumerate(info.segments)],
+            "INSERT INTO segments (object, seq, blob, offset, length, crc32) VALUES (?, ?, ?, ?, ?, ?)",
+            [(object_id, i, s.blob, s.offset, s.length, s.crc32) for i, s in enumerate(info.segments)],
         )
     return True
 
@@ -176,6 +181,19 @@ def remove_object_row(conn: sqlite3.Connection, bucket: str, key: str) -> list[s
     return blobs
 
 
+def mark_damaged(conn: sqlite3.Connection, info: ObjectInfo, what: str) -> bool:
+    """Record that *info*'s bytes are damaged, if it is still its key's object; whether it was.
+
+    Matched by ETag and modification time, not by id: an id freed by a
+    delete may be given to a later object, which is not the damaged one.
+    """
+    cursor = conn.execute(
+        "UPDATE objects SET damage = ? WHERE bucket = ? AND key = ? AND etag = ? AND modified = ? AND damage IS NULL",
+        (what, info.bucket, info.key, info.etag, info.modified),
+    )
+    return cursor.rowcount == 1
+
+
 def mark_garbage(conn: sqlite3.Connection, blobs: list[str]) -> None:
     """Record that *blobs* are referenced no more, so that recovery unlinks them if the unlink is lost to a crash."""
     conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
@@ -190,7 +208,7 @@ def blob_is_referenced(conn: sqlite3.Connection, blob: str) -> bool:
 
 
 def _object(row: tuple, segments: list) -> ObjectInfo:
-    _, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums = row
+    _, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums, damage = row
     return ObjectInfo(
         bucket=bucket,
         key=key,
@@ -203,6 +221,7 @@ def _object(row: tuple, segments: list) -> ObjectInfo:
         metadata=json.loads(metadata),
         checksums=json.loads(checksums),
         segments=tuple(Segment(*s) for s in segments),
+        damage=damage,
     )
 
 

@@ -17,19 +17,23 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
-from objectstore.errors import InternalError, NoSuchBucket
+from objectstore.errors import InternalError, NoSuchBucket, ObjectDamaged
 from objectstore.index.database import AfterCommit
 from objectstore.storage import rows
 from objectstore.storage.bodies import InlineBody, ObjectBody
 from objectstore.storage.contract import BodyReader
 from objectstore.storage.datadir import lock_data_dir
 from objectstore.storage.disk import Disk
+from objectstore.storage.integrity import Verifier, VerifyingBody, object_checks
 from objectstore.storage.listing import list_keys
 from objectstore.storage.multipart import Multipart
 from objectstore.storage.records import Bucket, Listing, ObjectInfo, Segment
 from objectstore.storage.space import DEFAULT_RESERVE, Claim, Reserve
 from objectstore.storage.writer import INLINE_LIMIT, ObjectWriter, copy_body
+
+log = Logger()
 
 
 class Store:
@@ -58,6 +62,8 @@ class Store:
         # Bucket records by name (reactor thread only; see get_bucket).
         self._buckets: dict = {}
         self.multipart = Multipart(self.disk)
+        # What reads objects whole in the background (storage/scrub.py), once started; ranges hand it theirs.
+        self.scrubber: Optional[Any] = None
 
     # -- life cycle ------------------------------------------------------
 
@@ -184,13 +190,15 @@ class Store:
         opened one at a time as the read reaches them.
         """
         for _ in range(3):
-            info, (data,) = rows.lookup_object(self.index.reader(), rows.OBJECT_WITH_BYTES, bucket, key)
+            info, (data, inline_crc) = rows.lookup_object(self.index.reader(), rows.OBJECT_WITH_BYTES, bucket, key)
+            if info.damage is not None:
+                raise ObjectDamaged()
             if not info.segments:
-                return info, InlineBody(data or b"")
+                return info, self._verifying(info, InlineBody(data or b""), inline_crc)
             if len(info.segments) > 1:
                 body = self.disk.pinned_body(info)
                 if body is not None:
-                    return info, body
+                    return info, self._verifying(info, body)
                 continue
             handles = []
             for segment in info.segments:
@@ -199,11 +207,45 @@ class Store:
                     break
                 handles.append(handle)
             else:
-                return info, ObjectBody(info.segments, handles)
+                return info, self._verifying(info, ObjectBody(info.segments, handles))
             # Replaced between the lookup and the open: look again.
             for handle in handles:
                 handle.close()
         raise InternalError("The object changed too often while being opened.")
+
+    def _verifying(self, info: ObjectInfo, body: BodyReader, inline_crc: Optional[int] = None) -> BodyReader:
+        """*body*, checked against *info*'s recorded checksums as it is read (see storage/integrity.py).
+
+        Its reads may run in a pool thread (a copy): what it finds is
+        handed to the reactor.
+        """
+        checks = object_checks(info, inline_crc)
+        if not checks:
+            return body
+        return VerifyingBody(
+            body,
+            Verifier(checks),
+            damaged=lambda what: self.reactor.callFromThread(self.quarantine, info, what),
+            unverified=lambda: self.reactor.callFromThread(self._check_soon, info),
+        )
+
+    def quarantine(self, info: ObjectInfo, what: str) -> Deferred:
+        """Mark *info* (if still its key's object) damaged: refused to readers from now on, and reported."""
+        log.error(
+            "Bit rot: {bucket}/{key}: {what}. Its reads are refused until it is deleted or overwritten"
+            " (run objectstore-manage scrub to check every object).",
+            bucket=info.bucket,
+            key=info.key,
+            what=what,
+        )
+        marked = self.disk.write(lambda conn: rows.mark_damaged(conn, info, what))
+        marked.addErrback(lambda failure: log.failure("Marking {key} damaged failed", failure, key=info.key))
+        return marked
+
+    def _check_soon(self, info: ObjectInfo) -> None:
+        """A range read *info* without deciding its checks: have the scrubber read it whole."""
+        if self.scrubber is not None:
+            self.scrubber.check_soon(info.bucket, info.key)
 
     def new_writer(self, inline_limit: Optional[int] = None, size: Optional[int] = None) -> ObjectWriter:
         """A writer for an upload's bytes (inline while they are few: up to *inline_limit*, the store's by default).
@@ -270,10 +312,10 @@ class Store:
             size=writer.size,
             etag=writer.md5.hexdigest(),
             modified=time.time(),
-            segments=() if blob is None else (Segment(blob, 0, writer.size),),
+            segments=() if blob is None else (Segment(blob, 0, writer.size, writer.crc32),),
             **fields,
         )
-        data = writer.data() if blob is None else None
+        data = (writer.data(), writer.crc32) if blob is None else None
         try:
             # A blob is synced before the batch commits (a no-op if a copy already did).
             # An inline object's write is quick (see Index.write): a few statements.
@@ -289,7 +331,7 @@ class Store:
         return published
 
     def _replace(self, conn, info, data=None):
-        """Make *info* the row of its key; *data*: its bytes, if kept inline."""
+        """Make *info* the row of its key; *data*: its bytes and their CRC32, if kept inline."""
         replaced = rows.swap_object_row(conn, info, data)
         fresh = [s.blob for s in info.segments]
         if not fresh and not replaced:

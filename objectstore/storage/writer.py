@@ -10,6 +10,7 @@ they pass the limit, so memory stays bounded by the limit per upload.
 
 import errno
 import hashlib
+import zlib
 from typing import Optional, Protocol
 
 from objectstore.storage.blobs import BlobFiles, BlobWriter
@@ -29,7 +30,7 @@ class RangeReader(Protocol):
 
 
 class ObjectWriter:
-    """Receives an object's bytes, hashing them on the way (the MD5 is the ETag).
+    """Receives an object's bytes, hashing them on the way (the MD5 is the ETag; the CRC32, what reads check).
 
     *claim* holds the free space the bytes take (see storage/space.py): a
     body longer than it claimed claims more as it arrives, and is refused
@@ -42,6 +43,10 @@ class ObjectWriter:
         self.claim = claim
         self.size = 0
         self.md5 = hashlib.md5()
+        # zlib's CRC32 of the bytes so far: what a read or a scrub checks
+        # them against later (storage/integrity.py). At ~5 GB/s it costs a
+        # fraction of the MD5 beside it.
+        self.crc32 = 0
         self._buffer = bytearray()
         self._blob: Optional[BlobWriter] = None
 
@@ -60,6 +65,7 @@ class ObjectWriter:
         if size > self.claim.size:
             self.claim.extend(size)
         self.md5.update(data)
+        self.crc32 = zlib.crc32(data, self.crc32)
         self.size = size
         if self._blob is None:
             if size <= self._limit:

@@ -11,7 +11,7 @@ and what the operations do to the store is storage/multipart.py's business.
 from objectstore.auth import acl as acls
 from objectstore.errors import AccessDenied, InvalidRequest
 from objectstore.storage.multipart import MAX_PART_SIZE
-from objectstore.web.access import require
+from objectstore.web.access import open_readable, require
 from objectstore.web.body import BufferedBody
 from objectstore.web.conditions import check_conditions
 from objectstore.web.multipart_documents import (
@@ -117,7 +117,7 @@ class MultipartOperations:
     async def _upload_part_copy(self, request, upload, number):
         source_bucket, source_key = copy_source(request.getHeader(b"x-amz-copy-source"))
         # Opened now, so the bytes copied are those of the version checked here.
-        source, body = self.store.open_object(source_bucket, source_key)
+        source, body = open_readable(request, self.store, source_bucket, source_key)
         try:
             require(request, source.acl, acls.READ)
             check_conditions(lower_headers(request), source, prefix="x-amz-copy-source-")

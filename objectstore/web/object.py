@@ -12,9 +12,10 @@ from objectstore.errors import (
     MalformedTrailerError,
     MissingContentLength,
     NoSuchKey,
+    ObjectDamaged,
     OperationAborted,
 )
-from objectstore.web.access import require
+from objectstore.web.access import open_readable, require
 from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.awschunked import AwsChunkedDecoder, decoded_length, is_aws_chunked
 from objectstore.web.body import MAX_OBJECT_SIZE, BufferedBody, TrailerChecksum, UploadBody, parse_content_md5
@@ -134,7 +135,7 @@ class ObjectResource(MultipartOperations, S3Resource):
     async def copy_object(self, request):
         source_bucket, source_key = copy_source(request.getHeader(b"x-amz-copy-source"))
         # Opened now, so the bytes copied are those of the version checked here.
-        source, body = self.store.open_object(source_bucket, source_key)
+        source, body = open_readable(request, self.store, source_bucket, source_key)
         try:
             info = await self._copy(request, source, body)
         finally:
@@ -198,7 +199,7 @@ class ObjectResource(MultipartOperations, S3Resource):
     def _read(self, request, with_body):
         try:
             if with_body:
-                info, body = self.store.open_object(self.bucket_name, self.key)
+                info, body = open_readable(request, self.store, self.bucket_name, self.key)
             else:
                 info, body = self.store.get_object(self.bucket_name, self.key), None
         except NoSuchKey:
@@ -268,7 +269,10 @@ def _answer_at_once(request, body, start, end):
     try:
         chunks, offset = [], start
         while offset <= end:
-            data = body.read(offset, end + 1 - offset)
+            try:
+                data = body.read(offset, end + 1 - offset)
+            except ObjectDamaged:
+                data = b""  # the headers are set for the object: no error document can follow them
             if not data:
                 request.channel.transport.abortConnection()
                 return
@@ -289,6 +293,8 @@ def _answer_headers(request, info):
     must not carry its Content-Encoding or metadata onto an XML document.
     """
     require(request, info.acl, acls.READ)
+    if info.damage is not None:
+        raise ObjectDamaged()  # a HEAD's answer (a GET's object is refused as it is opened)
     checksum_mode = _checksum_mode(request)
     part = part_number_of(request, required=False)
     if part is not None and request.getHeader(b"Range") is not None:
