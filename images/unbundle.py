@@ -13,6 +13,7 @@ and on any failure it is removed again.
 import contextlib
 import hashlib
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Optional
@@ -35,6 +36,8 @@ class UnbundleResult:
     size: int
     tar_sha1: str
     member_name: str
+    # zlib's CRC32 of the image file as written: what its reads are checked against later.
+    crc32: int = 0
 
 
 def unbundle(
@@ -97,7 +100,7 @@ def unbundle(
     except BaseException:
         output.discard()
         raise
-    return UnbundleResult(output.size, tar_sha1.hexdigest(), member_name)
+    return UnbundleResult(output.size, tar_sha1.hexdigest(), member_name, output.crc32)
 
 
 def unbundle_files(manifest_path: str, private_key: RSAPrivateKey, output_path: str, **options: Any) -> UnbundleResult:
@@ -185,6 +188,7 @@ class _ImageFile:
             raise BundleError(f"cannot create the image file: {e.strerror or e}") from None
         self._path = path
         self.size = 0
+        self.crc32 = 0
 
     def write(self, data):
         view = memoryview(data)
@@ -194,6 +198,7 @@ class _ImageFile:
         except OSError as e:
             raise BundleError(f"cannot write the image: {e.strerror or e}") from None
         self.size += len(data)
+        self.crc32 = zlib.crc32(data, self.crc32)
 
     def commit(self):
         fd = self._descriptor()

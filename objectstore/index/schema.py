@@ -199,12 +199,15 @@ ALTER TABLE parts ADD COLUMN crc32 INTEGER;
 -- is deleted or overwritten.
 ALTER TABLE objects ADD COLUMN damage TEXT;
 ALTER TABLE images ADD COLUMN damage TEXT;
+-- The CRC32 of an image's file (images/<id>/image), recorded as it is
+-- unpacked; NULL for one unpacked before (a scrub records it then).
+ALTER TABLE images ADD COLUMN crc32 INTEGER;
 -- How far the background scrubber has gone, so that a restart resumes its
--- pass: name ('objects', 'images') -> the last id checked, and the time the
--- pass began.
+-- pass (storage/scrub.py): where it is ('objects:<id>', 'images:<id>', or
+-- 'done') and when the pass began.
 CREATE TABLE scrub_progress (
     name TEXT PRIMARY KEY,
-    last TEXT NOT NULL,
+    position TEXT NOT NULL,
     pass_started REAL NOT NULL
 ) WITHOUT ROWID;
 """

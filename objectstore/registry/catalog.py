@@ -11,7 +11,7 @@ from objectstore.registry.records import AVAILABLE, FAILED, IN_FLIGHT, Image
 
 _COLUMNS = (
     "id location owner name description type architecture kernel_id ramdisk_id block_devices"
-    " is_public state reason size sha1 signature_verified created"
+    " is_public state reason size sha1 signature_verified created damage crc32"
 ).split()
 # What an image's owner may change once it is registered.
 _CHANGEABLE = frozenset({"name", "description", "is_public"})
@@ -70,9 +70,9 @@ class Catalog:
         """Move an image still being registered to *state*; False if it is not (gone, failed)."""
         return self._update_in_flight(image_id, state=state)
 
-    def set_available(self, image_id, size, sha1, signature_verified):
+    def set_available(self, image_id, size, sha1, signature_verified, crc32=None):
         return self._update_in_flight(
-            image_id, state=AVAILABLE, size=size, sha1=sha1, signature_verified=int(signature_verified)
+            image_id, state=AVAILABLE, size=size, sha1=sha1, signature_verified=int(signature_verified), crc32=crc32
         )
 
     def set_failed(self, image_id, reason):
@@ -107,6 +107,30 @@ class Catalog:
 
         return self.index.write(update)
 
+    def available_after(self, last_id, limit):
+        """Up to *limit* available images with ids above *last_id*, by id: a scrub's page."""
+        rows = self.index.reader().execute(
+            f"{_SELECT} WHERE state = ? AND id > ? ORDER BY id LIMIT ?", (AVAILABLE, last_id, limit)
+        )
+        return [_image(row) for row in rows]
+
+    @staticmethod
+    def mark_damaged(conn, image, what):
+        """In a write on *conn*: record that *image*'s file is damaged, if it is still that image; whether it was."""
+        cursor = conn.execute(
+            "UPDATE images SET damage = ? WHERE id = ? AND created = ? AND state = ? AND damage IS NULL",
+            (what, image.id, image.created, AVAILABLE),
+        )
+        return cursor.rowcount == 1
+
+    @staticmethod
+    def record_crc(conn, image, crc32):
+        """In a write on *conn*: record the CRC32 a scrub computed for *image*'s file, if none is yet."""
+        conn.execute(
+            "UPDATE images SET crc32 = ? WHERE id = ? AND created = ? AND crc32 IS NULL",
+            (crc32, image.id, image.created),
+        )
+
     def remove(self, image_id):
         def delete(conn):
             return conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 1
@@ -133,6 +157,8 @@ def _row(image):
         image.sha1,
         int(image.signature_verified),
         image.created,
+        image.damage,
+        image.crc32,
     )
 
 

@@ -3,6 +3,7 @@
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Optional
 
 # Registration moves an image through these; only AVAILABLE ones have a file.
 PENDING = "pending"
@@ -49,6 +50,10 @@ class Image:
     sha1: str  # the tar stream's SHA1 the manifest declared and the registry checked
     signature_verified: bool
     created: float
+    # Why the image file's bytes were found damaged (None: never); a damaged image is not served.
+    damage: Optional[str] = None
+    # zlib's CRC32 of the image file, recorded as it was unpacked (None for one unpacked before).
+    crc32: Optional[int] = None
 
     @property
     def available(self):

@@ -254,10 +254,10 @@ class Registrar:
         try:
             source = self._source(image)
             data = await source.read_manifest()
-            size, sha1, verified = await deferToThreadPool(
+            size, sha1, crc32, verified = await deferToThreadPool(
                 self.reactor, self._pool, self._unpack, image, data, source, folder, cancel
             )
-            done = await self.catalog.set_available(image.id, size, sha1, verified)
+            done = await self.catalog.set_available(image.id, size, sha1, verified, crc32)
             if done:
                 log.info("Image {image_id} is available ({size} bytes).", image_id=image.id, size=size)
         except Cancelled:
@@ -285,7 +285,7 @@ class Registrar:
         await self.catalog.set_failed(image.id, reason)
 
     def _unpack(self, image, data, source, folder, cancel):
-        """In a worker thread: the bundle into *folder*/image; (size, sha1, signature verified)."""
+        """In a worker thread: the bundle into *folder*/image; (size, sha1, its file's CRC32, signature verified)."""
         if cancel.is_set():
             raise Cancelled()
         manifest = parse_manifest(data)
@@ -303,7 +303,7 @@ class Registrar:
             claim.dropped()
             raise
         claim.kept()
-        return result.size, result.tar_sha1, verified
+        return result.size, result.tar_sha1, result.crc32, verified
 
     def _unpack_into(self, image, manifest, source, folder, cancel, claim):
         if not os.path.isdir(folder):

@@ -18,12 +18,13 @@ says so when closed, so that the object is read whole in the background and a
 range cannot keep damage hidden.
 """
 
+import functools
 import hashlib
 import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 from objectstore.errors import ObjectDamaged
 from objectstore.storage.contract import BodyReader
@@ -33,10 +34,14 @@ _PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
 _MULTIPART_ETAG = re.compile(r"([0-9a-f]{32})-([0-9]+)")
 
 
+# What a digest is fed: bytes as read, or a slice of them taken without copying.
+Chunk = Union[bytes, memoryview]
+
+
 class Digest(Protocol):
     """A running checksum of the bytes fed to it, and whether it is what was recorded."""
 
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: Chunk) -> None: ...
 
     def matches(self) -> bool: ...
 
@@ -48,7 +53,7 @@ class CRC32:
         self._expected = expected
         self.value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         self.value = zlib.crc32(data, self.value)
 
     def matches(self) -> bool:
@@ -62,7 +67,7 @@ class HexDigest:
         self._hash = hashlib.new(algorithm)
         self._expected = expected
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         self._hash.update(data)
 
     def matches(self) -> bool:
@@ -79,7 +84,7 @@ class PartMD5s:
         self._part = hashlib.md5()
         self._left = self._lengths[0] if self._lengths else 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         view = memoryview(data)
         while view and self._left >= 0:  # -1: past the last part, where no byte should be
             take = min(len(view), self._left)
@@ -123,7 +128,8 @@ def object_checks(info: ObjectInfo, inline_crc: Optional[int] = None) -> list[Ch
         return []
     if not info.segments:
         if inline_crc is not None:
-            return [Check(0, size, lambda: CRC32(inline_crc), "its bytes")]
+            recorded = inline_crc
+            return [Check(0, size, lambda: CRC32(recorded), "its bytes")]
         return _etag_checks(info)
     if all(segment.crc32 is not None for segment in info.segments):
         checks, start = [], 0
@@ -132,7 +138,7 @@ def object_checks(info: ObjectInfo, inline_crc: Optional[int] = None) -> list[Ch
             if end > start:
                 crc = segment.crc32
                 what = "its bytes" if len(info.segments) == 1 else f"part {number}"
-                checks.append(Check(start, end, lambda crc=crc: CRC32(crc), what))
+                checks.append(Check(start, end, functools.partial(CRC32, crc), what))
             start = end
         return checks
     return _etag_checks(info)

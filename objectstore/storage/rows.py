@@ -194,6 +194,43 @@ def mark_damaged(conn: sqlite3.Connection, info: ObjectInfo, what: str) -> bool:
     return cursor.rowcount == 1
 
 
+def objects_after(conn: sqlite3.Connection, last_id: int, limit: int) -> list[tuple[int, str, str]]:
+    """``(id, bucket, key)`` of up to *limit* objects with ids above *last_id*, by id: a scrub's page."""
+    return conn.execute(
+        "SELECT id, bucket, key FROM objects WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+    ).fetchall()
+
+
+def record_crcs(conn: sqlite3.Connection, info: ObjectInfo, crcs: list[tuple[Optional[str], int]]) -> None:
+    """Fill in the CRC32s a scrub computed for rows from before CRCs: ``(blob, crc)``, blob None for inline bytes.
+
+    Each only where none is recorded yet, and for a blob only while its
+    row still names it (blob ids are never reused, so that row is *info*'s).
+    """
+    for blob, crc in crcs:
+        if blob is not None:
+            conn.execute("UPDATE segments SET crc32 = ? WHERE blob = ? AND crc32 IS NULL", (crc, blob))
+        else:
+            conn.execute(
+                "UPDATE inline_data SET crc32 = ? WHERE crc32 IS NULL AND object ="
+                " (SELECT id FROM objects WHERE bucket = ? AND key = ? AND etag = ? AND modified = ?)",
+                (crc, info.bucket, info.key, info.etag, info.modified),
+            )
+
+
+def read_scrub_progress(conn: sqlite3.Connection, name: str) -> Optional[tuple[str, float]]:
+    """``(position, pass_started)`` of the scrub called *name*, or None if it never ran."""
+    row = conn.execute("SELECT position, pass_started FROM scrub_progress WHERE name = ?", (name,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def save_scrub_progress(conn: sqlite3.Connection, name: str, position: str, pass_started: float) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO scrub_progress (name, position, pass_started) VALUES (?, ?, ?)",
+        (name, position, pass_started),
+    )
+
+
 def mark_garbage(conn: sqlite3.Connection, blobs: list[str]) -> None:
     """Record that *blobs* are referenced no more, so that recovery unlinks them if the unlink is lost to a crash."""
     conn.executemany("INSERT OR IGNORE INTO garbage (blob) VALUES (?)", [(b,) for b in blobs])
