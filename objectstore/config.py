@@ -52,6 +52,8 @@ class Config:
     # Free space on the data dir's filesystem that writes leave for deletes
     # (see storage/space.py): the larger of 256 MiB and 1% of the filesystem.
     min_free_space: Reserve = DEFAULT_RESERVE
+    # The background scrub's pace in bytes a second (see objectstore/scrub.py); 0: none.
+    scrub_rate: int = 10 * 1024 * 1024
     # Environment-seeded admin keys (never read from the file).
     admin_keys: tuple = field(default=None, repr=False)
 
@@ -188,7 +190,7 @@ def parse_seconds(text):
 
 
 def parse_rate(text):
-    """Bytes a second, as a size (``1K``, ``64K``), or 0 for no minimum."""
+    """Bytes a second, as a size (``1K``, ``64K``), or 0 for none."""
     return 0 if text.strip() == "0" else parse_size(text)
 
 
@@ -254,4 +256,5 @@ FILE_OPTIONS = {
     "max_connections": parse_total_cap,
     "max_connections_per_address": parse_cap,
     "min_free_space": parse_min_free_space,
+    "scrub_rate": parse_rate,
 }

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 
-from objectstore import commandline, fsck
+from objectstore import commandline, fsck, scrub
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
@@ -265,6 +265,30 @@ class Fsck(_Leaf):
             raise ManageError(str(e)) from None
 
 
+class Scrub(_Leaf):
+    longdesc = (
+        "Read every stored object and available image whole against the checksum recorded when it "
+        "was written (CRC32s; the MD5 ETag for objects stored before those were kept). One line per "
+        "damaged one on stdout, 'KIND SUBJECT what=\"...\"': damaged-object (found now, and marked: "
+        "the server refuses it from now on with 500 XObjectstoreObjectDamaged), quarantined-object "
+        "(marked before), unreadable-object (a blob missing or short: see fsck), and the same for "
+        "-image; then a 'summary' line. Progress goes to stderr. It may run beside a server. Objects "
+        "from before checksums were kept get their CRC32s recorded once they pass. Exit status 0 if "
+        "everything read passed, 3 if damage is found. Delete (or overwrite) a damaged object "
+        "through the API, or restore it from a backup."
+    )
+    optParameters = [
+        ["rate", None, "0", "Read at most RATE bytes a second (K, M, G suffixes; 0: as fast as the disk goes)."]
+    ]
+
+    def run(self, credentials, out):
+        try:
+            rate = configuration.parse_rate(self["rate"])
+        except ValueError as e:
+            raise ManageError(f"--rate {self['rate']}: {e}") from None
+        return scrub.scrub(self.data_dir(), credentials.index, out, sys.stderr, rate=rate)
+
+
 class Options(_Group):
     prog = PROG
     synopsis = "[options] (user | key | cert | cloud-cert) COMMAND [ARGS]"
@@ -279,6 +303,7 @@ class Options(_Group):
         ["cert", None, CertOptions, "Users' bundle-signing certificates: add, list, delete."],
         ["cloud-cert", None, CloudCert, "Print (creating it if needed) the cloud certificate bundles are made for."],
         ["fsck", None, Fsck, "Check blobs, tmp, uploads and images against the index; --repair fixes what is safe."],
+        ["scrub", None, Scrub, "Read every object and image against its checksum; report and mark the damaged."],
     ]
 
 
@@ -305,7 +330,7 @@ def open_credentials(data_dir, create):
 
 
 def main(argv=None):
-    """Run one command; the exit status (0: done, 1: refused, 2: bad command line, 3: fsck found damage)."""
+    """Run one command; the exit status (0: done, 1: refused, 2: bad command line, 3: fsck or scrub found damage)."""
     try:
         return _run(sys.argv[1:] if argv is None else list(argv))
     except BrokenPipeError:

@@ -19,6 +19,7 @@ from objectstore.index.schema import SchemaTooNew
 from objectstore.listeners import Listener, parse_endpoint, probe
 from objectstore.registry.cloudkey import CloudKey, CloudKeyError
 from objectstore.registry.registrar import Registrar
+from objectstore.scrub import BackgroundScrub
 from objectstore.startup import PROGRAM, CannotServe, StartupError, check_data_dir, report_cannot_serve
 from objectstore.storage.datadir import DataDirInUse
 from objectstore.storage.store import Store
@@ -101,6 +102,14 @@ class Options(usage.Options):
             "bytes (K, M, G, T suffixes), a percentage of the filesystem, or both, the larger counting "
             "(256M, 1%); 0: no reserve [default: 256M, 1%].",
         ],
+        [
+            "scrub-rate",
+            None,
+            None,
+            "Read every stored object and image against its checksum in the background, at most RATE bytes "
+            "a second (K, M, G suffixes), resuming after restarts, one pass a day at most; 0: no background "
+            "scrub [default: 10M].",
+        ],
     ]
     optFlags = [
         ["fsync", None, "Make writes durable before answering them (the default)."],
@@ -177,6 +186,7 @@ class Options(usage.Options):
             ("max-connections", "max_connections", configuration.parse_cap),
             ("max-connections-per-address", "max_connections_per_address", configuration.parse_cap),
             ("min-free-space", "min_free_space", configuration.parse_min_free_space),
+            ("scrub-rate", "scrub_rate", configuration.parse_rate),
         ):
             if self[option] is not None:
                 try:
@@ -202,8 +212,9 @@ class StoreService(service.Service):
     for an expiry shorter than that); *clock* is the reactor's, or a test's.
     """
 
-    def __init__(self, store, credentials, config, clock=None, registrar=None):
+    def __init__(self, store, credentials, config, clock=None, registrar=None, scrubber=None):
         self.store = store
+        self.scrubber = scrubber
         self.credentials = credentials
         self.config = config
         self.registrar = registrar
@@ -222,6 +233,9 @@ class StoreService(service.Service):
         super().startService()
         if self.registrar is not None:
             self.registrar.start()
+        if self.scrubber is not None:
+            self.store.scrubber = self.scrubber
+            self.scrubber.start()
         max_age = self.config.multipart_expiry * DAY
         if max_age > 0 and self._expiry is None:
             self._expiry = task.LoopingCall(self.expire_uploads, max_age)
@@ -266,13 +280,18 @@ class StoreService(service.Service):
             raise CannotServe(f"cannot open the data dir: {where}: {e.strerror}") from None
 
     def stopService(self):
-        """Stop the expiry sweeps and registration jobs, then close the store (a Deferred)."""
+        """Stop the expiry sweeps, the scrub and registration jobs, then close the store (a Deferred)."""
         super().stopService()
         if self._expiry is not None:
             if self._expiry.running:
                 self._expiry.stop()
             self._expiry = None
+        scrubbed = defer.succeed(None)
+        if self.scrubber is not None:
+            self.store.scrubber = None
+            scrubbed = self.scrubber.stop()
         jobs = defer.ensureDeferred(self.registrar.stop()) if self.registrar is not None else defer.succeed(None)
+        jobs = defer.gatherResults([scrubbed, jobs])
         jobs.addCallback(lambda _: self.store.close())
         return jobs
 
@@ -402,7 +421,8 @@ def build(config, reactor=None):
     root = S3(store, credentials, config, registrar)
     site = S3Site(root, access_log=config.access_log, limits=connection_limits(config))
     listeners = [Listener(description, parse_endpoint(description, reactor), site) for description in config.listen]
-    store_service = StoreService(store, credentials, config, registrar=registrar)
+    scrubber = BackgroundScrub(store, registrar.catalog, config.scrub_rate) if config.scrub_rate > 0 else None
+    store_service = StoreService(store, credentials, config, registrar=registrar, scrubber=scrubber)
     return Server(store_service, listeners, config), site, store
 
 

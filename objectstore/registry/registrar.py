@@ -206,6 +206,20 @@ class Registrar:
     def image_path(self, image):
         return os.path.join(self.images_dir, image.id, IMAGE_FILE)
 
+    def quarantine(self, image, what):
+        """Mark *image* (if still that image) damaged: its downloads are refused from now on, and reported."""
+        log.error(
+            "Bit rot: image {image_id}: {what}. Its downloads are refused until it is deregistered"
+            " and registered again (run objectstore-manage scrub to check every image).",
+            image_id=image.id,
+            what=what,
+        )
+        marked = self.catalog.index.write(lambda conn: Catalog.mark_damaged(conn, image, what))
+        marked.addErrback(
+            lambda failure: log.failure("Marking image {image_id} damaged failed", failure, image_id=image.id)
+        )
+        return marked
+
     async def change(self, user, image_id, **fields):
         """Set *fields* (is_public, name, description) of an image *user* manages; the changed image."""
         image = self._managed(user, image_id)

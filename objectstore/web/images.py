@@ -21,8 +21,10 @@ from objectstore.errors import (
     InvalidParameterValue,
     InvalidURI,
     MissingParameter,
+    ObjectDamaged,
 )
 from objectstore.registry.records import visible_to
+from objectstore.storage.integrity import CRC32, Check, Verifier, VerifyingBody
 from objectstore.web.access import require_user
 from objectstore.web.conditions import parse_range
 from objectstore.web.formats import http_date
@@ -148,13 +150,16 @@ class ImageFileResource(S3Resource):
             raise AccessDenied()
         if not image.available:
             raise IncorrectImageState(f"The image {image.id} is {image.state}, not available.", ImageId=image.id)
+        if image.damage is not None:
+            raise ObjectDamaged()
         try:
-            body = _ImageFile(registrar.image_path(image))
+            file = _ImageFile(registrar.image_path(image))
         except FileNotFoundError:
             # Deregistered since the lookup.
             raise ImageNotFound(ImageId=image.id) from None
+        body = _verifying(file, image, registrar)
         try:
-            size = body.size
+            size = file.size
             span = parse_range(request.getHeaderText(b"Range"), size)
             start, end = (0, size - 1) if span is None else span
             if span is not None:
@@ -201,6 +206,24 @@ def _required(request, name):
     if not value:
         raise MissingParameter(f"The request must contain the parameter {name}.", ParameterName=name)
     return value
+
+
+def _verifying(file, image, registrar):
+    """*file*, checked against *image*'s CRC32 as it is read whole (cut before its last byte if it fails).
+
+    A range is not checked: the background scrub reads every image whole
+    within its pass. An image unpacked before CRCs were kept has none until
+    its first scrub records one.
+    """
+    if image.crc32 is None or file.size != image.size:
+        return file
+    reactor = registrar.reactor
+    return VerifyingBody(
+        file,
+        Verifier([Check(0, image.size, lambda: CRC32(image.crc32), "its file's bytes")]),
+        damaged=lambda what: reactor.callFromThread(registrar.quarantine, image, what),
+        unverified=lambda: None,
+    )
 
 
 class _ImageFile:
