@@ -264,7 +264,9 @@ def _answer_at_once(request, body, start, end):
 
     A producer would take another reactor turn and a cooperator task to
     send what fits in one write. Like BodyProducer, a blob shorter than its
-    record cuts the connection rather than let a short body pass for whole.
+    record cuts the connection rather than let a short body pass for whole;
+    but bytes found damaged here are answered with ObjectDamaged, since
+    nothing is sent yet (a producer's stream is cut instead).
     """
     try:
         chunks, offset = [], start
@@ -272,7 +274,8 @@ def _answer_at_once(request, body, start, end):
             try:
                 data = body.read(offset, end + 1 - offset)
             except ObjectDamaged:
-                data = b""  # the headers are set for the object: no error document can follow them
+                _drop_object_headers(request)
+                raise
             if not data:
                 request.channel.transport.abortConnection()
                 return
@@ -284,6 +287,18 @@ def _answer_at_once(request, body, start, end):
         return
     request.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     request.finish()
+
+
+# The headers every answer carries (Request._stamp); the rest were the object's.
+_ANSWER_HEADERS = (b"server", b"date", b"x-amz-request-id", b"x-amz-id-2", b"connection")
+
+
+def _drop_object_headers(request):
+    """Take back the object's headers (metadata, encoding, length...) so an error can answer in their place."""
+    for name, _ in list(request.responseHeaders.getAllRawHeaders()):
+        if name.lower() not in _ANSWER_HEADERS:
+            request.responseHeaders.removeHeader(name)
+    request.setResponseCode(200)
 
 
 def _answer_headers(request, info):
