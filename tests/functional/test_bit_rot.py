@@ -16,7 +16,6 @@ import sqlite3
 import botocore.exceptions
 import pytest
 import pytest_twisted
-import urllib3.exceptions
 from twisted.internet import reactor, task
 
 from tests.conftest import live_server
@@ -97,7 +96,6 @@ def read_whole(s3, bucket, key):
         botocore.exceptions.ClientError,
         botocore.exceptions.IncompleteReadError,
         botocore.exceptions.ResponseStreamingError,
-        urllib3.exceptions.ProtocolError,
     ) as e:
         return e
 
