@@ -83,6 +83,7 @@ class PartMD5s:
         self._digests: list[bytes] = []
         self._part = hashlib.md5()
         self._left = self._lengths[0] if self._lengths else 0
+        self._overflow = False  # bytes past the last part: never what was recorded
 
     def update(self, data: Chunk) -> None:
         view = memoryview(data)
@@ -95,6 +96,8 @@ class PartMD5s:
                 self._end_part()
         while self._left == 0 and len(self._digests) < len(self._lengths):
             self._end_part()  # empty parts at the end
+        if view:
+            self._overflow = True
 
     def _end_part(self) -> None:
         self._digests.append(self._part.digest())
@@ -103,6 +106,8 @@ class PartMD5s:
         self._left = self._lengths[n] if n < len(self._lengths) else -1
 
     def matches(self) -> bool:
+        if self._overflow or len(self._digests) != len(self._lengths):
+            return False
         combined = hashlib.md5(b"".join(self._digests)).hexdigest()
         return f"{combined}-{len(self._lengths)}" == self._expected
 
