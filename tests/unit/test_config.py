@@ -235,3 +235,20 @@ def test_min_free_space_comes_from_the_file_or_the_command_line_and_defaults_to_
     assert from_file(str(path)).min_free_space == Reserve(percent=2.0)
     assert parse(["--config", str(path), "--min-free-space", "0"]).min_free_space == NO_RESERVE
     assert refused(["--min-free-space", "lots"]).startswith("objectstore: --min-free-space lots: ")
+
+
+def test_scrub_rate_comes_from_the_file_or_the_command_line_and_defaults_to_10m(tmp_path):
+    assert Config().scrub_rate == 10 * 1024**2
+    path = tmp_path / "os.conf"
+    path.write_text("[objectstore]\nscrub_rate = 50M\n")
+    assert from_file(str(path)).scrub_rate == 50 * 1024**2
+    assert parse(["--config", str(path), "--scrub-rate", "0"]).scrub_rate == 0
+    assert refused(["--scrub-rate", "quick"]).startswith("objectstore: --scrub-rate quick: ")
+
+
+def test_a_zero_scrub_rate_builds_no_background_scrub(tmp_path):
+    from objectstore.service import build
+
+    for rate, expected in ((0, False), (1024, True)):
+        top, _, _ = build(Config(listen=(), data_dir=str(tmp_path / "d"), scrub_rate=rate))
+        assert (top.store_service.scrubber is not None) == expected
