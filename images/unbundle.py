@@ -13,12 +13,12 @@ and on any failure it is removed again.
 import contextlib
 import hashlib
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Optional
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from isal.isal_zlib import crc32  # zlib's CRC32, SIMD-fast (see setup.py)
 
 from images.crypto import Decryptor, unwrap_secret
 from images.errors import BundleError, DecryptError, DigestMismatch, ImageTooLarge
@@ -198,7 +198,7 @@ class _ImageFile:
         except OSError as e:
             raise BundleError(f"cannot write the image: {e.strerror or e}") from None
         self.size += len(data)
-        self.crc32 = zlib.crc32(data, self.crc32)
+        self.crc32 = crc32(data, self.crc32)
 
     def commit(self):
         fd = self._descriptor()

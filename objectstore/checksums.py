@@ -17,10 +17,10 @@ names, and an UploadPart can use the same RequestChecksum.
 import base64
 import binascii
 import hashlib
-import zlib
 from typing import Any, Callable
 
 from awscrt import checksums as crt
+from isal.isal_zlib import crc32  # zlib's CRC32, SIMD-fast (see setup.py)
 
 from objectstore.errors import BadDigest, InvalidRequest, MalformedTrailerError, S3Error
 
@@ -50,7 +50,7 @@ class _Crc:
 
 # Algorithm name -> a new running checksum (update(bytes), digest() -> bytes).
 ALGORITHMS: dict[str, Callable[[], Any]] = {
-    "CRC32": lambda: _Crc(zlib.crc32, 4),
+    "CRC32": lambda: _Crc(crc32, 4),
     "CRC32C": lambda: _Crc(crt.crc32c, 4),
     "CRC64NVME": lambda: _Crc(crt.crc64nvme, 8),
     "SHA1": hashlib.sha1,

@@ -21,10 +21,11 @@ range cannot keep damage hidden.
 import functools
 import hashlib
 import re
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, Union
+
+from isal.isal_zlib import crc32  # zlib's CRC32, SIMD-fast (see setup.py)
 
 from objectstore.errors import ObjectDamaged
 from objectstore.storage.contract import BodyReader
@@ -54,7 +55,7 @@ class CRC32:
         self.value = 0
 
     def update(self, data: Chunk) -> None:
-        self.value = zlib.crc32(data, self.value)
+        self.value = crc32(data, self.value)
 
     def matches(self) -> bool:
         return self.value == self._expected

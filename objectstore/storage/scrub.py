@@ -17,10 +17,11 @@ replaced or deleted meanwhile is not reported.
 
 import os
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from isal.isal_zlib import crc32  # zlib's CRC32, SIMD-fast (see setup.py)
 
 from objectstore.errors import NoSuchBucket, NoSuchKey
 from objectstore.storage import rows
@@ -141,7 +142,7 @@ class ObjectScrub:
                     return Verdict(DAMAGED, problem, len(data), info)
             read = len(data)
             if inline_crc is None:
-                crcs.append((None, zlib.crc32(data)))
+                crcs.append((None, crc32(data)))
         else:
             start = 0
             for number, segment in enumerate(info.segments, 1):
@@ -156,7 +157,7 @@ class ObjectScrub:
                             what = f"part {number}'s blob is shorter than its record"
                             return self._confirmed(Verdict(UNREADABLE, what, read, info))
                         self.pace.spend(len(chunk))
-                        crc = zlib.crc32(chunk, crc)
+                        crc = crc32(chunk, crc)
                         problem = verifier.feed(start + done, chunk)
                         done += len(chunk)
                         read += len(chunk)

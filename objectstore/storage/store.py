@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
+from isal.isal_zlib import crc32
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -194,7 +195,7 @@ class Store:
             if info.damage is not None:
                 raise ObjectDamaged()
             if not info.segments:
-                return info, self._verifying(info, InlineBody(data or b""), inline_crc)
+                return info, self._checked_inline(info, data or b"", inline_crc)
             if len(info.segments) > 1:
                 body = self.disk.pinned_body(info)
                 if body is not None:
@@ -212,6 +213,21 @@ class Store:
             for handle in handles:
                 handle.close()
         raise InternalError("The object changed too often while being opened.")
+
+    def _checked_inline(self, info: ObjectInfo, data: bytes, inline_crc: Optional[int]) -> BodyReader:
+        """Inline bytes (INLINE_LIMIT at most), checked whole now, whatever range is to be read.
+
+        Cheaper than a Verifier per small GET (a CRC of 4 KiB takes a
+        fraction of a microsecond), and a damaged one is refused before
+        its answer begins. Rows from before CRCs are verified as they are
+        read, against their MD5 ETag.
+        """
+        if inline_crc is None:
+            return self._verifying(info, InlineBody(data), None)
+        if crc32(data) != inline_crc:
+            self.reactor.callFromThread(self.quarantine, info, "its bytes fail the checksum recorded")
+            raise ObjectDamaged()
+        return InlineBody(data)
 
     def _verifying(self, info: ObjectInfo, body: BodyReader, inline_crc: Optional[int] = None) -> BodyReader:
         """*body*, checked against *info*'s recorded checksums as it is read (see storage/integrity.py).

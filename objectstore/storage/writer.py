@@ -10,8 +10,9 @@ they pass the limit, so memory stays bounded by the limit per upload.
 
 import errno
 import hashlib
-import zlib
 from typing import Optional, Protocol
+
+from isal.isal_zlib import crc32  # zlib's CRC32, SIMD-fast (see setup.py)
 
 from objectstore.storage.blobs import BlobFiles, BlobWriter
 from objectstore.storage.space import NO_CLAIM, Claim
@@ -65,7 +66,7 @@ class ObjectWriter:
         if size > self.claim.size:
             self.claim.extend(size)
         self.md5.update(data)
-        self.crc32 = zlib.crc32(data, self.crc32)
+        self.crc32 = crc32(data, self.crc32)
         self.size = size
         if self._blob is None:
             if size <= self._limit:
