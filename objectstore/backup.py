@@ -125,7 +125,10 @@ class Summary:
 
 
 class Progress:
-    """``VERB: done/total files, N MiB`` on *err*, every *every* files or *seconds* seconds, and at the end."""
+    """``VERB: done/total files, N MiB`` (blob and image files) on *err*.
+
+    Every *every* files or *seconds* seconds, whichever comes first, and at the end of a round.
+    """
 
     def __init__(
         self,
@@ -158,7 +161,7 @@ class Progress:
 
     def line(self) -> None:
         self._last = self.clock()
-        self.note(f"{self.done}/{self.total} blobs, {self.bytes // MiB} MiB")
+        self.note(f"{self.done}/{self.total} files, {self.bytes // MiB} MiB")
 
     def note(self, message: str) -> None:
         print(f"{self.verb}: {message}", file=self.err, flush=True)
@@ -259,7 +262,10 @@ def _backup(
     for rel in set(placed) - set(wanted.files):
         os.unlink(os.path.join(dest, rel))
     for name in _other_files(data_dir):
-        _copy_file(os.path.join(data_dir, name), os.path.join(dest, name))
+        try:
+            _copy_file(os.path.join(data_dir, name), os.path.join(dest, name))
+        except FileNotFoundError:
+            pass  # removed since the listing: not part of the folder any more
     _sync_tree(dest)
     summary = Summary(
         objects=wanted.objects,
@@ -348,7 +354,11 @@ def _other_files(data_dir: str) -> list[str]:
         return sorted(
             e.name
             for e in entries
-            if e.is_file(follow_symlinks=False) and e.name not in _NOT_COPIED and not e.name.startswith(INDEX_FILE)
+            if e.is_file(follow_symlinks=False)
+            and e.name not in _NOT_COPIED
+            and not e.name.startswith((INDEX_FILE, f".{INDEX_FILE}"))
+            # Files being written whole (cloudkey.py's, this module's): the finished file is the one to copy.
+            and not e.name.endswith(".tmp")
         )
 
 
@@ -473,12 +483,17 @@ def _check(data_dir: str, index: str) -> _Referenced:
     """The restored index is whole, and every file it references is there with its recorded size."""
     conn = sqlite3.connect(f"file:{quote(index)}?mode=ro", uri=True, isolation_level=None)
     try:
-        verdict = [line for (line,) in conn.execute("PRAGMA integrity_check").fetchall()]
+        verdict = [str(line) for (line,) in conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as e:  # too damaged to be checked at all
+        verdict = [str(e)]
     finally:
         conn.close()
     if verdict != ["ok"]:
         raise DataDirDamaged(f"the backup's index fails SQLite's integrity check: {'; '.join(verdict[:5])}")
-    wanted = _referenced(index)
+    try:
+        wanted = _referenced(index)
+    except sqlite3.DatabaseError as e:
+        raise DataDirDamaged(f"the backup's index cannot be read: {e}") from None
     for rel, (need, exact) in wanted.files.items():
         size = _size(os.path.join(data_dir, rel))
         if size is None:
