@@ -56,7 +56,7 @@ from objectstore.index import schema
 from objectstore.index.database import INDEX_FILE
 from objectstore.registry.catalog import Catalog
 from objectstore.storage import rows
-from objectstore.storage.datadir import LOCK_FILE
+from objectstore.storage.datadir import LOCK_FILE, lock_data_dir
 
 # Written last into a finished backup; what restore looks for.
 MARKER = "objectstore-backup.json"
@@ -191,7 +191,9 @@ def backup(
     index = os.path.join(data_dir, INDEX_FILE)
     if not os.path.isfile(index):
         raise NotADataDir(f"{data_dir} is not an objectstore data folder ({INDEX_FILE} is missing)")
-    if _within(dest, data_dir) or _within(data_dir, dest):
+    if _within(os.path.realpath(dest), os.path.realpath(data_dir)) or _within(
+        os.path.realpath(data_dir), os.path.realpath(dest)
+    ):
         raise BackupError(f"the backup {dest} and the data folder {data_dir} must not contain one another")
     _refuse_newer(index, "back it up with that release")
     created = _claim_empty(dest)
@@ -431,12 +433,17 @@ def restore(
         raise NotABackup(f"{source} has a marker but no {INDEX_FILE}: it is damaged")
     _refuse_newer(index, "restore it with that release")
     created = _claim_empty(data_dir)
+    # Held while the folder fills, as a server holds it: one started meanwhile is refused, rather
+    # than make an index of its own that the restored one would then be renamed over.
+    lock = lock_data_dir(data_dir)
     progress = Progress(err, "restore", progress_every)
     try:
         summary = _restore(source, data_dir, marker, link, progress)
     except BaseException:
         _empty(data_dir, created)
         raise
+    finally:
+        os.close(lock)
     progress.note("checked: the index is whole and every file it references is there")
     return summary
 

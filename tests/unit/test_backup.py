@@ -25,6 +25,7 @@ from objectstore.registry import registrar
 from objectstore.registry.cloudkey import CloudKey
 from objectstore.service import ADMIN_CREDENTIALS, write_private
 from objectstore.storage import rows
+from objectstore.storage.datadir import DataDirInUse, lock_data_dir
 from tests.helpers import started_store
 from tests.unit.test_fsck import IMAGE, IMAGE_SIZE, SPACED_KEY, populate, put, snapshot
 
@@ -281,6 +282,25 @@ def test_restore_into_a_folder_that_is_not_empty_is_refused_and_changes_nothing(
     run_backup(folder, tmp_path / "backup")
     with pytest.raises(backup.DestinationNotEmpty, match="is not empty"):
         run_restore(tmp_path / "backup", folder.path)
+
+
+def test_a_server_cannot_start_on_a_folder_being_restored(folder, tmp_path, monkeypatch):
+    run_backup(folder, tmp_path / "backup")
+    target = tmp_path / "restored"
+    seen = []
+    real_check = backup._check
+
+    def check_after_a_server_tried(data_dir, index):
+        # The moment before the index is named: a server starting now must be refused.
+        with pytest.raises(DataDirInUse):
+            lock_data_dir(data_dir)
+        seen.append(data_dir)
+        return real_check(data_dir, index)
+
+    monkeypatch.setattr(backup, "_check", check_after_a_server_tried)
+    run_restore(tmp_path / "backup", target)
+    assert seen == [str(target)]
+    os.close(lock_data_dir(str(target)))  # free once the restore is done
 
 
 def test_restore_into_an_empty_folder_works(folder, tmp_path):
