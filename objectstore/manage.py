@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 
-from objectstore import commandline, fsck, scrub
+from objectstore import backup, commandline, fsck, scrub
 from objectstore import config as configuration
 from objectstore.auth.credentials import Credentials, CredentialsError, NoSuchUser
 from objectstore.errors import S3Error
@@ -57,6 +57,8 @@ class _Leaf(commandline.Leaf, _Command):
 
     # Whether the command may make a new data folder (only commands that add users or keys).
     creates = False
+    # Whether the command works through the index (backup and restore work on the files: backup.py).
+    opens_index = True
 
     def run(self, credentials, out):
         raise NotImplementedError
@@ -289,13 +291,59 @@ class Scrub(_Leaf):
         return scrub.scrub(self.data_dir(), credentials.index, out, sys.stderr, rate=rate)
 
 
+class Backup(_Leaf):
+    arguments = ("DEST",)
+    opens_index = False
+    longdesc = (
+        "Copy the data folder into DEST (absent or empty) as of one moment, whether or not a server runs "
+        "on it: the index through SQLite's online backup, then the blobs and image files it references, "
+        "hard-linked (copied if DEST is on another file system, or with --copy), then the other files "
+        "(admin.credentials, the cloud key pair) with their modes. Writes are never held up; a blob "
+        "deleted meanwhile makes it take a fresh snapshot (up to 20 times). objectstore-backup.json is "
+        "written last: a folder without it is a backup cut short, which restore refuses. Progress goes "
+        "to stderr; then one line on stdout: 'backup objects=N blobs=N images=N bytes=N dest=DEST'. "
+        "A linked backup shares the files with the store (they are never rewritten): it survives "
+        "deletes and a damaged index, not the disk; copy it elsewhere (rsync -H, tar) for that."
+    )
+    optFlags = [["copy", None, "Copy the blob and image files even where they could be hard-linked."]]
+
+    def run(self, credentials, out):
+        try:
+            summary = backup.backup(self.data_dir(), self["dest"], err=sys.stderr, link=not self["copy"])
+        except backup.BackupError as e:
+            raise ManageError(str(e)) from None
+        print(summary.line("backup", "dest"), file=out, flush=True)
+
+
+class Restore(_Leaf):
+    arguments = ("SOURCE",)
+    opens_index = False
+    longdesc = (
+        "Fill the data folder (--data-dir; absent or empty) from the backup in SOURCE, refused unless "
+        "SOURCE holds objectstore-backup.json. The files are copied (hard-linked with --link), then the "
+        "index is checked (PRAGMA integrity_check) along with every blob and image file it references, "
+        "and only then named meta.sqlite. Start the server on the folder afterwards: a backup from an "
+        "older release is upgraded then, as any data folder is. Progress goes to stderr; then one line "
+        "on stdout: 'restore objects=N blobs=N images=N bytes=N data_dir=DIR'."
+    )
+    optFlags = [["link", None, "Hard-link the blob and image files from SOURCE instead of copying them."]]
+
+    def run(self, credentials, out):
+        try:
+            summary = backup.restore(self["source"], self.data_dir(), err=sys.stderr, link=bool(self["link"]))
+        except backup.BackupError as e:
+            raise ManageError(str(e)) from None
+        print(summary.line("restore", "data_dir"), file=out, flush=True)
+
+
 class Options(_Group):
     prog = PROG
     synopsis = "[options] (user | key | cert | cloud-cert) COMMAND [ARGS]"
     longdesc = (
         "Manage the users, access keys and certificates of an objectstore data folder, whether or not "
         f"the server is running on it. Run '{PROG} user --help', '{PROG} key --help' or "
-        f"'{PROG} cert --help' for the commands."
+        f"'{PROG} cert --help' for the commands. '{PROG} backup DEST' copies the data folder as of one "
+        f"moment beside a running server; '{PROG} restore SOURCE' brings a backup back into an empty one."
     )
     subCommands = [
         ["user", None, UserOptions, "Users: create, list, delete."],
@@ -304,6 +352,8 @@ class Options(_Group):
         ["cloud-cert", None, CloudCert, "Print (creating it if needed) the cloud certificate bundles are made for."],
         ["fsck", None, Fsck, "Check blobs, tmp, uploads and images against the index; --repair fixes what is safe."],
         ["scrub", None, Scrub, "Read every object and image against its checksum; report and mark the damaged."],
+        ["backup", None, Backup, "Copy the data folder into DEST as of one moment, beside a running server."],
+        ["restore", None, Restore, "Fill an empty data folder from a backup, and check it."],
     ]
 
 
@@ -344,6 +394,8 @@ def _run(argv):
     command, status = commandline.parse(Options(), argv)
     if command is None:
         return status
+    if not command.opens_index:
+        return _run_on_files(command)
     try:
         credentials = open_credentials(command.data_dir(), create=command.creates)
     except (ManageError, configuration.ConfigError, OSError) as e:
@@ -364,6 +416,19 @@ def _run(argv):
         credentials.index.close()
     # A leaf may return an exit status of its own (fsck: EXIT_DAMAGE); None is success.
     return status or 0
+
+
+def _run_on_files(command):
+    """Run a command that opens no index of its own (backup, restore): no Credentials, no migration."""
+    try:
+        return command.run(None, sys.stdout) or 0
+    except (ManageError, configuration.ConfigError) as e:
+        _complain(str(e))
+    except OSError as e:
+        _complain(f"{e.filename or 'data folder'}: {e.strerror or e}")
+    except sqlite3.Error as e:
+        _complain(f"index error: {e}")
+    return EXIT_REFUSED
 
 
 def _silence_stdout():

@@ -131,6 +131,17 @@ class Catalog:
             (crc32, image.id, image.created),
         )
 
+    @staticmethod
+    def image_files(conn):
+        """On *conn* (a backup's snapshot): (id, size) of each available image, the ones with a file.
+
+        Only columns every schema version has: a backup's index may be older than this release.
+        """
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "images" not in present:
+            return []
+        return conn.execute("SELECT id, size FROM images WHERE state = ? ORDER BY id", (AVAILABLE,)).fetchall()
+
     def remove(self, image_id):
         def delete(conn):
             return conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 1

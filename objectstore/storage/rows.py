@@ -244,6 +244,39 @@ def blob_is_referenced(conn: sqlite3.Connection, blob: str) -> bool:
     )
 
 
+def referenced_blobs(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """Every blob the index references, once each, with the size it must have at least.
+
+    An object's segments need ``offset + length`` bytes of their blob (a
+    copied object shares its source's blobs, so the longest need counts);
+    an upload's part needs its size. Read in one statement, so that the
+    caller's transaction (a backup's snapshot) sees one moment. Tables the
+    index does not have yet (a folder from before versions) reference nothing.
+    """
+    present = _tables(conn)
+    needs = []
+    if "segments" in present:
+        needs.append("SELECT blob, offset + length AS need FROM segments")
+    if "parts" in present:
+        needs.append("SELECT blob, size AS need FROM parts")
+    if not needs:
+        return []
+    statement = f"SELECT blob, MAX(need) FROM ({' UNION ALL '.join(needs)}) GROUP BY blob ORDER BY blob"
+    return [(blob, need) for blob, need in conn.execute(statement).fetchall()]
+
+
+def object_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+    """How many objects the index holds, and their bytes (what a backup's marker records)."""
+    if "objects" not in _tables(conn):
+        return 0, 0
+    count, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects").fetchone()
+    return count, size
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def _object(row: tuple, segments: list) -> ObjectInfo:
     _, bucket, key, size, etag, modified, owner, acl, headers, metadata, checksums, damage = row
     return ObjectInfo(
