@@ -60,6 +60,7 @@ DEFAULT_RATE = 10 * MiB  # the server's, bytes a second
 PASS_INTERVAL = 24 * 3600.0  # seconds from the start of one background pass to the next
 SAVE_EVERY = 10.0  # seconds between saves of the background scrub's place
 QUEUE_LIMIT = 1000  # objects waiting for a whole read after a ranged one; more are left to the pass
+RETRY_SECONDS = 60.0  # after a failed step (an index error, say), before the next
 BACKGROUND = "background"  # its scrub_progress row
 DONE = "done"
 
@@ -85,7 +86,7 @@ class Tally:
         self.counts[kind + "s"] += 1
         self.counts[verdict.state] += 1
         self.read += verdict.read
-        if verdict.crcs and verdict.state == OK:
+        if verdict.crcs and verdict.state in (OK, UNCHECKABLE):
             self.counts["crcs-recorded"] += 1
         line = None
         if verdict.state in DAMAGE:
@@ -212,17 +213,19 @@ class BackgroundScrub:
             objects = ObjectScrub(self.store.disk.reader(), self.store.files, self._write, pace)
             images = ImageScrub(self.catalog, images_dir(self.store.data_dir), self._write, pace)
             while not self._stop.is_set():
-                self._serve_queue(objects)
-                if self._stop.is_set():
+                try:
+                    self._serve_queue(objects)
+                    if self._stop.is_set():
+                        break
+                    wait = self._step(objects, images)
+                except Stopped:
                     break
-                wait = self._step(objects, images)
+                except Exception:  # noqa: BLE001 - a scrub that fails must say so, and never take the server down
+                    log.failure("The background scrub failed; it tries again in {seconds} s", seconds=RETRY_SECONDS)
+                    wait = RETRY_SECONDS
                 if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
-        except Stopped:
-            pass
-        except Exception:  # noqa: BLE001 - a scrub that fails must say so, and never take the server down
-            log.failure("The background scrub failed; it starts again with the server")
         finally:
             stopped = self._stopped
             if stopped is not None:

@@ -201,15 +201,19 @@ def objects_after(conn: sqlite3.Connection, last_id: int, limit: int) -> list[tu
     ).fetchall()
 
 
-def record_crcs(conn: sqlite3.Connection, info: ObjectInfo, crcs: list[tuple[Optional[str], int]]) -> None:
-    """Fill in the CRC32s a scrub computed for rows from before CRCs: ``(blob, crc)``, blob None for inline bytes.
+def record_crcs(conn: sqlite3.Connection, info: ObjectInfo, crcs: list[tuple[Optional[Segment], int]]) -> None:
+    """Fill in the CRC32s a scrub computed for rows from before CRCs: ``(segment, crc)``, None for inline bytes.
 
-    Each only where none is recorded yet, and for a blob only while its
-    row still names it (blob ids are never reused, so that row is *info*'s).
+    Each only where none is recorded yet, and for a segment only while a
+    row still names that run of that blob (blob ids are never reused, so
+    those bytes are the ones read).
     """
-    for blob, crc in crcs:
-        if blob is not None:
-            conn.execute("UPDATE segments SET crc32 = ? WHERE blob = ? AND crc32 IS NULL", (crc, blob))
+    for segment, crc in crcs:
+        if segment is not None:
+            conn.execute(
+                "UPDATE segments SET crc32 = ? WHERE blob = ? AND offset = ? AND length = ? AND crc32 IS NULL",
+                (crc, segment.blob, segment.offset, segment.length),
+            )
         else:
             conn.execute(
                 "UPDATE inline_data SET crc32 = ? WHERE crc32 IS NULL AND object ="

@@ -50,7 +50,7 @@ class Verdict:
     what: str = ""
     read: int = 0  # bytes read to decide
     info: Optional[ObjectInfo] = None
-    # CRC32s to record for rows from before CRCs, once they passed: (blob, crc); blob None for inline bytes.
+    # CRC32s to record for rows from before CRCs, once they passed: (Segment, crc); None for inline bytes.
     crcs: list = field(default_factory=list)
 
 
@@ -117,7 +117,7 @@ class ObjectScrub:
         if verdict.state == DAMAGED and info is not None:
             if not self._write(lambda conn: rows.mark_damaged(conn, info, verdict.what)):
                 return Verdict(GONE, read=verdict.read)  # replaced (or marked by a reader) meanwhile
-        elif verdict.state == OK and verdict.crcs and info is not None:
+        elif verdict.state in (OK, UNCHECKABLE) and verdict.crcs and info is not None:
             self._write(lambda conn: rows.record_crcs(conn, info, verdict.crcs))
         return verdict
 
@@ -164,10 +164,12 @@ class ObjectScrub:
                         if problem is not None:
                             return self._confirmed(Verdict(DAMAGED, problem, read, info))
                 if segment.crc32 is None:
-                    crcs.append((segment.blob, crc))
+                    crcs.append((segment, crc))
                 start += segment.length
-        if not verifier.checkable:
-            return Verdict(OK if info.size == 0 else UNCHECKABLE, read=read, info=info)
+        if not verifier.checkable and info.size > 0:
+            # Nothing older to check it against (an ETag that is no digest of its bytes): its CRCs
+            # from now are a baseline, as an old image's are, so that later rot is found.
+            return Verdict(UNCHECKABLE, read=read, info=info, crcs=crcs)
         return Verdict(OK, read=read, info=info, crcs=crcs)
 
     def _confirmed(self, verdict: Verdict) -> Verdict:

@@ -255,3 +255,16 @@ async def test_stopping_the_background_scrub_mid_pass_keeps_its_place(store):
     position = rows.read_scrub_progress(conn, "background")[0]
     assert position.startswith("objects:") and position != "objects:0"
     assert background.passes == 0
+
+
+def test_an_old_object_with_nothing_to_check_against_gets_a_baseline_and_is_checked_from_then_on(capsys, folder):
+    with index(folder) as conn:
+        conn.execute("UPDATE segments SET crc32 = NULL")
+        # An ETag that is no digest of the bytes (as an old release's copies could have).
+        conn.execute("UPDATE objects SET etag = '0123456789abcdef0123456789abcdef-3' WHERE key = 'big'")
+    status, lines, _ = run_scrub(capsys, folder)
+    assert (status, lines[:-1]) == (0, [])
+    assert "uncheckable=1 crcs-recorded=2" in lines[-1]
+    flip_blob(folder, "big", 7)
+    status, lines, _ = run_scrub(capsys, folder)
+    assert (status, lines[:-1]) == (3, ['damaged-object b/big what="its bytes fail the checksum recorded"'])
