@@ -59,6 +59,7 @@ KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")
 InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
 NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
 NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
+NoSuchVersion = _error("NoSuchVersion", 404, "The specified version does not exist.")
 BucketAlreadyExists = _error(
     "BucketAlreadyExists",
     409,

@@ -13,6 +13,7 @@ from objectstore.errors import (
     NoSuchLifecycleConfiguration,
     NoSuchPublicAccessBlockConfiguration,
     NoSuchTagSet,
+    NoSuchVersion,
     NoSuchWebsiteConfiguration,
     ObjectLockConfigurationNotFoundError,
     OwnershipControlsNotFoundError,
@@ -21,7 +22,7 @@ from objectstore.errors import (
     ServerSideEncryptionConfigurationNotFoundError,
 )
 from objectstore.storage.names import check_bucket_name, check_key
-from objectstore.web import listing
+from objectstore.web import listing, versions
 from objectstore.web.access import require, require_owner, require_user
 from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.body import BufferedBody, parse_content_md5
@@ -139,6 +140,20 @@ class BucketResource(S3Resource):
             document = listing.v1_document(request, self.name, page, prefix, delimiter, marker, max_keys, credentials)
         send_xml(request, document)
 
+    @operation("GET", "versions")
+    async def list_object_versions(self, request):
+        self.bucket(request, acls.READ)
+        prefix = arg(request, "prefix", "")
+        delimiter = arg(request, "delimiter", "")
+        max_keys = listing.max_keys_of(request)
+        listing.encoder_of(request)  # refuse a bad encoding-type before the scan
+        key_marker, version_marker, after = versions.versions_start(request)
+        page = await self.store.list_objects(self.name, prefix, delimiter, after, max_keys)
+        document = versions.versions_document(
+            request, self.name, page, prefix, delimiter, key_marker, version_marker, max_keys, self.app.credentials
+        )
+        send_xml(request, document)
+
     # -- DeleteObjects -----------------------------------------------------
 
     def receive_delete_objects(self, request, length):
@@ -155,23 +170,34 @@ class BucketResource(S3Resource):
         objects = xmlio.children(root, "Object")
         if not objects or len(objects) > MAX_DELETE_KEYS:
             raise MalformedXML()
-        keys, errors = [], []
+        keys, versions_named, errors = [], {}, []
         for element in objects:
             key = xmlio.child_text(element, "Key")
             if key is None:
                 raise MalformedXML()
+            version = xmlio.child_text(element, "VersionId")
             try:
-                keys.append(check_key(key))
+                checked = check_key(key)
+                if version is not None and version != versions.NULL_VERSION:
+                    raise NoSuchVersion()  # a never-versioned bucket has only the null version
             except S3Error as e:
-                errors.append((key, e))
+                errors.append((key, version, e))
+                continue
+            keys.append(checked)
+            versions_named[checked] = version
         await self.store.delete_objects(self.name, keys)
         result = xmlio.element("DeleteResult")
         if not quiet:
             for key in keys:
-                xmlio.sub(xmlio.sub(result, "Deleted"), "Key", key)
-        for key, error in errors:
+                deleted = xmlio.sub(result, "Deleted")
+                xmlio.sub(deleted, "Key", key)
+                if versions_named[key] is not None:
+                    xmlio.sub(deleted, "VersionId", versions_named[key])
+        for key, version, error in errors:
             entry = xmlio.sub(result, "Error")
             xmlio.sub(entry, "Key", key)
+            if version is not None:
+                xmlio.sub(entry, "VersionId", version)
             xmlio.sub(entry, "Code", error.code)
             xmlio.sub(entry, "Message", error.message)
         send_xml(request, result)

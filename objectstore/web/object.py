@@ -35,6 +35,7 @@ from objectstore.web.upload_input import (
     lower_headers,
     no_copy_body,
 )
+from objectstore.web.versions import require_null_version
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 # GET's response-* parameters and the header each overrides.
@@ -60,6 +61,11 @@ class ObjectResource(MultipartOperations, S3Resource):
         super().__init__(app)
         self.bucket_name = bucket
         self.key = key
+
+    def prepare(self, request, length):
+        # ?versionId=null names the object itself; any other id names nothing (see web/versions.py).
+        require_null_version(request)
+        super().prepare(request, length)
 
     # -- PUT: upload or copy -----------------------------------------------
 
