@@ -416,3 +416,28 @@ async def test_every_probed_sub_resource_answers_without_a_5xx(server, bucket_na
         statuses[subresource] = response.code
         etree.fromstring(content)  # always an XML document
     assert all(status in (200, 404) for status in statuses.values()), statuses
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_buckets_in_pages_follows_its_continuation_token(server):
+    s3 = server.boto3()
+    assert "ContinuationToken" not in await server.blocking(s3.list_buckets, MaxBuckets=1)
+    for name in ("page-b", "page-a", "page-c", "other-x"):
+        await server.blocking(s3.create_bucket, Bucket=name)
+    first = await server.blocking(s3.list_buckets, MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == ["other-x", "page-a"]
+    assert first["Buckets"][0]["BucketRegion"] == "us-east-1"
+    second = await server.blocking(s3.list_buckets, MaxBuckets=2, ContinuationToken=first["ContinuationToken"])
+    assert [b["Name"] for b in second["Buckets"]] == ["page-b", "page-c"] and "ContinuationToken" not in second
+    prefixed = await server.blocking(s3.list_buckets, Prefix="page-", MaxBuckets=10)
+    assert [b["Name"] for b in prefixed["Buckets"]] == ["page-a", "page-b", "page-c"]
+    assert prefixed["Prefix"] == "page-"
+    whole = await server.blocking(s3.list_buckets)
+    assert len(whole["Buckets"]) == 4 and "ContinuationToken" not in whole
+
+
+@pytest.mark.parametrize("query", ["max-buckets=0", "max-buckets=10001", "max-buckets=x", "continuation-token=%21%21"])
+@pytest_twisted.ensureDeferred
+async def test_a_bad_list_buckets_page_is_an_invalid_argument(server, query):
+    response, content = await call(server, "GET", f"/?{query}")
+    assert (response.code, error_code(content)) == (400, "InvalidArgument")
