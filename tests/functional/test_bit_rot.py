@@ -131,6 +131,7 @@ async def test_a_flipped_byte_is_found_by_a_read_or_by_scrub_and_never_served(tm
         for key, body in bodies.items():
             await server.blocking(put, s3, "rot", key, body, kind == "multipart")
         mallory = server.create_user("mallory")
+        await server.settled()  # committed blobs moved home from tmp/, where flip_byte finds them
 
         # A healthy store: nothing to report.
         code, findings, summary = await server.blocking(scrub, server.data_dir)
@@ -198,6 +199,7 @@ async def test_a_ranged_read_has_the_background_scrub_read_the_object_whole(tmp_
         s3 = server.boto3()
         body = os.urandom(300 * KiB)
         await server.blocking(put, s3, "rot", "ranged", body, False)
+        await server.settled()
         flip_byte(server, "rot", "ranged", 250 * KiB)
         # A range that misses the flipped byte is served (its bytes are as written) ...
         got = await server.blocking(s3.get_object, Bucket="rot", Key="ranged", Range="bytes=0-1023")
