@@ -344,6 +344,21 @@ async def test_part_number_past_the_last_part_or_with_a_range_is_refused(server,
 
 
 @pytest_twisted.ensureDeferred
+async def test_head_with_a_part_number_past_the_last_part_is_416_with_no_body(server, bucket_name):
+    parts = [os.urandom(MIN_PART_SIZE), b"x"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+    await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    error = await refused(
+        server, "416", lambda: s3.head_object(Bucket=bucket_name, Key="k", PartNumber=3), 416, settle=True
+    )
+    assert error["ResponseMetadata"]["HTTPHeaders"].get("content-range") == f"bytes */{MIN_PART_SIZE + 1}"
+    response, content = await call(server, "HEAD", f"/{bucket_name}/k?partNumber=3")
+    assert (response.code, content) == (416, b"")
+    response, content = await call(server, "GET", f"/{bucket_name}/k?partNumber=3")
+    assert (response.code, error_code(content)) == (416, "InvalidPartNumber")
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_get_during_complete_sees_the_old_object_or_the_new_one_whole(server, bucket_name):
     old = os.urandom(3 * MiB)
     parts = [os.urandom(MIN_PART_SIZE), os.urandom(MIN_PART_SIZE), os.urandom(MiB)]
@@ -529,6 +544,33 @@ async def test_upload_part_copy_conditions_and_ranges_are_checked(server, bucket
     )
     answer = await server.blocking(copy(CopySourceRange="bytes=2-4"))
     assert answer["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"234").hexdigest()}"'
+
+
+@pytest_twisted.ensureDeferred
+async def test_upload_part_copy_ranges_s3_tests_tries_are_refused_as_aws_refuses_them(server, bucket_name):
+    # AWS: a range past the source is 400 InvalidArgument "Range specified is not valid for source
+    # object of size: N" (s3-tests' test_multipart_copy_invalid_range asks for InvalidRange instead);
+    # a range not of the form bytes=first-last is 400 InvalidArgument (test_multipart_copy_improper_range).
+    s3, upload_id, _ = await new_upload(server, bucket_name, "dest", [])
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="source", Body=b"01234")
+
+    def copy(copy_range):
+        return lambda: s3.upload_part_copy(
+            Bucket=bucket_name,
+            Key="dest",
+            UploadId=upload_id,
+            PartNumber=1,
+            CopySource={"Bucket": bucket_name, "Key": "source"},
+            CopySourceRange=copy_range,
+        )
+
+    error = await refused(server, "InvalidArgument", copy("bytes=0-21"), 400, settle=True)
+    assert error["Error"]["Message"] == "Range specified is not valid for source object of size: 5"
+    for improper in ("0-2", "bytes=0", "bytes=hello-world", "bytes=0-bar", "bytes=hello-", "bytes=0-2,3-5"):
+        error = await refused(server, "InvalidArgument", copy(improper), 400, settle=True)
+        assert error["Error"]["ArgumentName"] == "x-amz-copy-source-range"
+    parts = await server.blocking(s3.list_parts, Bucket=bucket_name, Key="dest", UploadId=upload_id)
+    assert parts.get("Parts", []) == []
 
 
 # -- listing -----------------------------------------------------------------------------------
