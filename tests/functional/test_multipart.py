@@ -705,12 +705,73 @@ async def test_an_unknown_upload_id_is_no_such_upload_everywhere(server, bucket_
 
 
 @pytest_twisted.ensureDeferred
-async def test_completed_or_aborted_uploads_are_no_such_upload(server, bucket_name):
-    parts = [b"only part"]
-    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+async def test_the_same_complete_again_is_200_with_the_same_result(server, bucket_name):
+    # As on S3 (s3-tests' test_multipart_upload_small, "check extra client.complete_multipart_upload").
+    parts = [os.urandom(MIN_PART_SIZE), b"last part"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts, checksum="SHA256")
+    first = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    async with unchanged(server, settle=True):
+        again = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    fields = ("Location", "Bucket", "Key", "ETag", "ChecksumSHA256", "ChecksumType")
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert {f: again[f] for f in fields} == {f: first[f] for f in fields}
+    assert first["ETag"] == composite_etag(parts)
+    assert await server.blocking(get, s3, bucket_name, "k") == b"".join(parts)
+    listed = await server.blocking(s3.list_objects_v2, Bucket=bucket_name, Prefix="k")
+    assert [(o["Key"], o["Size"]) for o in listed["Contents"]] == [("k", sum(map(len, parts)))]
+    # Naming other parts is no repeat: the upload is gone, as it is to every other verb.
+    await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "k", upload_id, done[:1]), 404, settle=True)
+    await refused(
+        server,
+        "NoSuchUpload",
+        lambda: s3.upload_part(Bucket=bucket_name, Key="k", UploadId=upload_id, PartNumber=1, Body=b"late"),
+        settle=True,
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_complete_again_after_the_key_was_overwritten_or_deleted_is_no_such_upload(server, bucket_name):
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", [b"only part"])
     await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"someone else's")
     await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "k", upload_id, done), 404, settle=True)
-    other, _ = await server.blocking(upload_parts, s3, bucket_name, "j", [b"y"])
+    assert await server.blocking(get, s3, bucket_name, "k") == b"someone else's"
+    other, done = await server.blocking(upload_parts, s3, bucket_name, "j", [b"y"])
+    await server.blocking(complete, s3, bucket_name, "j", other, done)
+    await server.blocking(s3.delete_object, Bucket=bucket_name, Key="j")
+    await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "j", other, done), 404, settle=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_complete_again_gets_the_same_document_byte_for_byte(server, bucket_name):
+    await make_bucket(server, bucket_name)
+    s3 = server.boto3()
+    upload_id, done = await server.blocking(upload_parts, s3, bucket_name, "k", [b"abc"])
+    body = complete_document([(p["PartNumber"], p["ETag"].strip('"')) for p in done])
+    path = f"/{bucket_name}/k?uploadId={upload_id}"
+    answers = [await call(server, "POST", path, body=body) for _ in range(2)]
+    assert [response.code for response, _ in answers] == [200, 200]
+    assert answers[0][1] == answers[1][1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_resending_part_1_after_the_later_parts_finished_still_completes(server, bucket_name):
+    # s3-tests' test_multipart_upload_resend_part: the part uploaded last under a number is the one used.
+    parts = [os.urandom(MIN_PART_SIZE), os.urandom(MIN_PART_SIZE), b"tail"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+    resent = os.urandom(MIN_PART_SIZE)
+    answer = await server.blocking(
+        s3.upload_part, Bucket=bucket_name, Key="k", UploadId=upload_id, PartNumber=1, Body=resent
+    )
+    done[0] = {"PartNumber": 1, "ETag": answer["ETag"]}
+    result = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    assert result["ETag"] == composite_etag([resent, *parts[1:]])
+    assert await server.blocking(get, s3, bucket_name, "k") == resent + parts[1] + parts[2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_aborted_uploads_are_no_such_upload(server, bucket_name):
+    s3, other, _ = await new_upload(server, bucket_name, "j", [b"y"])
     await server.blocking(s3.abort_multipart_upload, Bucket=bucket_name, Key="j", UploadId=other)
     await refused(
         server,
