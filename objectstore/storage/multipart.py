@@ -374,14 +374,20 @@ def drop_uploads(conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
 def choose_parts(upload: Upload, requested: Sequence[RequestedPart], stored: dict) -> list[tuple]:
     """The stored parts a Complete names, in order, as (blob, size, etag, checksums); or AWS's refusal.
 
-    *stored*: part number -> (blob, size, etag, checksums).
+    *stored*: part number -> (blob, size, etag, checksums). A number named
+    again in a row is the same part sent again (s3-tests'
+    test_multipart_resend_first_finishes_last: the client lists each answer
+    it got): its last entry counts. Numbers going down are InvalidPartOrder.
     """
     previous = 0
     for part in requested:
         check_part_number(part.number)
-        if part.number <= previous:
+        if part.number < previous:
             raise InvalidPartOrder(UploadId=upload.id)
         previous = part.number
+    # The last entry of each number: one not followed by another of its number.
+    following = [*requested[1:], None]
+    requested = [p for p, after in zip(requested, following, strict=True) if not after or after.number != p.number]
     chosen = []
     for part in requested:
         found = stored.get(part.number)

@@ -770,6 +770,23 @@ async def test_resending_part_1_after_the_later_parts_finished_still_completes(s
 
 
 @pytest_twisted.ensureDeferred
+async def test_part_1_sent_twice_the_first_send_finishing_last_completes_with_it(server, bucket_name):
+    # s3-tests' test_multipart_resend_first_finishes_last: the client lists both answers for part 1,
+    # the resend's first; the part stored is the first send's, which finished last.
+    s3, upload_id, _ = await new_upload(server, bucket_name, "m", [])
+
+    def send(body):
+        return s3.upload_part(Bucket=bucket_name, Key="m", UploadId=upload_id, PartNumber=1, Body=body)["ETag"]
+
+    resent = await server.blocking(send, b"B" * 8)
+    finished_last = await server.blocking(send, b"A" * 8)
+    parts = [{"PartNumber": 1, "ETag": resent}, {"PartNumber": 1, "ETag": finished_last}]
+    result = await server.blocking(complete, s3, bucket_name, "m", upload_id, parts)
+    assert result["ETag"] == composite_etag([b"A" * 8])
+    assert await server.blocking(get, s3, bucket_name, "m") == b"A" * 8
+
+
+@pytest_twisted.ensureDeferred
 async def test_aborted_uploads_are_no_such_upload(server, bucket_name):
     s3, other, _ = await new_upload(server, bucket_name, "j", [b"y"])
     await server.blocking(s3.abort_multipart_upload, Bucket=bucket_name, Key="j", UploadId=other)
@@ -807,7 +824,8 @@ async def test_complete_refusals_are_aws_codes_and_change_nothing(server, bucket
         ("InvalidPart", [(1, e1), (2, '"' + "0" * 32 + '"')]),  # a wrong ETag
         ("InvalidPart", [(1, e1), (4, e1)]),  # a part never uploaded
         ("InvalidPartOrder", [(2, e2), (1, e1)]),
-        ("InvalidPartOrder", [(1, e1), (1, e1)]),
+        ("InvalidPartOrder", [(1, e1), (2, e2), (2, e2), (1, e1)]),
+        ("InvalidPart", [(1, e1), (1, e2)]),  # a number named again: its last entry counts
         ("EntityTooSmall", [(1, e1), (2, e2), (3, e3)]),  # part 2 is 1 MiB and not the last
         ("InvalidArgument", [(0, e1), (1, e1)]),
         ("InvalidArgument", [(1, e1), (10001, e1)]),
