@@ -9,7 +9,8 @@ import base64
 import hmac
 from collections.abc import Mapping, Sequence
 from typing import Optional
-from urllib.parse import unquote_to_bytes
+
+from objectstore.auth.sigv4 import unquote_plus_bytes
 
 # Query parameters that are part of the canonical resource (botocore's
 # HmacV1Auth list, which follows S3's documentation).
@@ -29,7 +30,7 @@ def canonical_resource(
     """The resource line: ``/bucket`` (virtual-host style) + the raw path + signed sub-resources.
 
     *path* and *query* are the raw bytes of the request target. Sub-resource
-    values are signed decoded, names sorted.
+    values are signed decoded (``+`` a space, as S3 reads a query), names sorted.
     """
     resource = (b"/" + bucket.encode() if bucket else b"") + path
     if with_subresources and query:
@@ -37,7 +38,7 @@ def canonical_resource(
         for part in query.split(b"&"):
             name, eq, value = part.partition(b"=")
             if name.decode("latin-1") in SUBRESOURCES:
-                pairs.append((name, eq + unquote_to_bytes(value)))
+                pairs.append((name, eq + unquote_plus_bytes(value)))
         if pairs:
             pairs.sort(key=lambda pair: pair[0])
             resource += b"?" + b"&".join(name + value for name, value in pairs)

@@ -47,7 +47,7 @@ def canonical_queries(query: bytes, exclude: Collection[str] = ()) -> Iterator[s
     pairs = []
     for part in query.split(b"&") if query else ():
         name, _, value = part.partition(b"=")
-        if part and (not exclude or unquote_to_bytes(name).decode("latin-1") not in exclude):
+        if part and (not exclude or unquote_plus_bytes(name).decode("latin-1") not in exclude):
             pairs.append((name.decode("latin-1"), value.decode("latin-1")))
     as_sent = "&".join(f"{name}={value}" for name, value in sorted(pairs))
     yield as_sent
@@ -57,18 +57,27 @@ def canonical_queries(query: bytes, exclude: Collection[str] = ()) -> Iterator[s
 
 
 def canonical_query(query: bytes, exclude: Collection[str] = ()) -> str:
-    """Names and values URI-encoded, sorted; *query* is the raw query bytes."""
+    """Names and values URI-encoded, sorted; *query* is the raw query bytes (``+`` a space)."""
     pairs = []
     for part in query.split(b"&") if query else ():
         if not part:
             continue
         name, _, value = part.partition(b"=")
-        name, value = unquote_to_bytes(name), unquote_to_bytes(value)
+        name, value = unquote_plus_bytes(name), unquote_plus_bytes(value)
         if name.decode("latin-1") in exclude:
             continue
         pairs.append((quote(name, safe="~"), quote(value, safe="~")))
     pairs.sort()
     return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def unquote_plus_bytes(text: bytes) -> bytes:
+    """A query name or value decoded as S3 decodes it: ``+`` is a space, ``%2B`` a plus.
+
+    Form-encoding clients (libcloud, requests) send a space as ``+`` and sign
+    it as ``%20``; botocore sends ``%20``. Both mean the same bytes.
+    """
+    return unquote_to_bytes(text.replace(b"+", b" ")) if b"+" in text else unquote_to_bytes(text)
 
 
 def canonical_headers(headers: Mapping[str, Sequence[str]], signed: Iterable[str]) -> str:

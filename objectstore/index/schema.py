@@ -183,6 +183,7 @@ TABLE_OWNERS = {
     "user_certificates": "auth",
     "images": "registry",
     "scrub_progress": "storage",
+    "completed_uploads": "storage",
 }
 
 # Checksums to find bit rot by (storage/integrity.py, storage/scrub.py).
@@ -212,9 +213,31 @@ CREATE TABLE scrub_progress (
 ) WITHOUT ROWID;
 """
 
+# Uploads completed lately, so that a Complete sent again (a client retrying
+# an answer it lost) gets the same answer, as on S3 (storage/multipart.py).
+# A row names the object the upload made by its key, ETag and modified time:
+# once the key holds another object (an overwrite, a delete) the row no
+# longer matches and the upload is NoSuchUpload again. Rows older than a day
+# go in the hourly sweep. An index upgraded to this version has none: the
+# uploads completed before it answer NoSuchUpload, as they did.
+_COMPLETED = """
+CREATE TABLE completed_uploads (
+    id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    modified REAL NOT NULL,
+    parts TEXT NOT NULL,
+    completed REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX completed_uploads_by_age ON completed_uploads (completed);
+CREATE INDEX completed_uploads_by_bucket ON completed_uploads (bucket);
+"""
+
 MIGRATIONS = (
     Migration(1, "the tables of storage, auth and the image registry", _BASELINE),
     Migration(2, "checksums to find bit rot by, damage marks, and the scrubber's progress", _CHECKSUMS),
+    Migration(3, "uploads completed lately, to answer a Complete sent again", _COMPLETED),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

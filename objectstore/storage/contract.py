@@ -19,7 +19,7 @@ BucketNotEmpty, BucketAlreadyExists / BucketAlreadyOwnedByYou, NoSuchUpload,
 InvalidPart, InvalidPartOrder, EntityTooSmall...
 
 Reads that the disk store answers from memory or one indexed SQLite lookup
-(``get_bucket``, ``get_object``, ``open_object``, ``multipart.get``) are
+(``get_bucket``, ``get_object``, ``open_object``, ``multipart.get``, ``multipart.completed``) are
 plain calls, as they cost less than a thread hop. A backend whose reads
 cross the network must not block the reactor: for it these become
 awaitable, and callers await them (the contract suite already accepts
@@ -82,6 +82,10 @@ class MultipartUploads(Protocol):
     ) -> Awaitable[Upload]: ...
 
     def get(self, upload_id: str, bucket: str, key: str) -> Upload: ...
+
+    # The object an upload lately completed into, while the key holds it (else None): the same
+    # Complete sent again answers it, as on S3.
+    def completed(self, upload_id: str, bucket: str, key: str) -> Optional[ObjectInfo]: ...
 
     def new_part_writer(self, size: Optional[int] = None) -> UploadWriter: ...
 

@@ -30,6 +30,8 @@ from objectstore.errors import (
     InvalidPart,
     InvalidPartOrder,
     InvalidRequest,
+    NoSuchBucket,
+    NoSuchKey,
     NoSuchUpload,
 )
 from objectstore.index.database import AfterCommit
@@ -49,6 +51,8 @@ MAX_COMPLETED_SIZE = 5 * 1024**4
 # A part is a blob however small, even empty, so every part is one segment
 # of the object it completes (GET ?partNumber= finds it by its index).
 PART_INLINE_LIMIT = -1
+# How long a completed upload's record is kept, for a Complete sent again (see complete).
+COMPLETED_KEPT = 24 * 3600
 # Sorts after every upload id: "any upload of this key" in a listing position.
 _AFTER_ANY_ID = chr(0x10FFFF)
 
@@ -122,6 +126,10 @@ class Multipart:
         """The upload *upload_id* of ``bucket/key`` (a point lookup); NoSuchUpload if there is none."""
         return _upload_of(self._disk.reader(), upload_id, bucket, key)
 
+    def completed(self, upload_id: str, bucket: str, key: str) -> Optional[ObjectInfo]:
+        """The object upload *upload_id* lately completed into ``bucket/key``, while the key holds it; else None."""
+        return completed_object(self._disk.reader(), upload_id, bucket, key)
+
     async def abort(self, upload_id: str, bucket: str, key: str) -> None:
         def abort(conn):
             _upload_of(conn, upload_id, bucket, key)
@@ -135,6 +143,7 @@ class Multipart:
 
         def sweep(conn):
             ids = [i for (i,) in conn.execute("SELECT id FROM uploads WHERE created < ?", (cutoff,))]
+            forget_completed(conn, (time.time() if now is None else now) - COMPLETED_KEPT)
             return AfterCommit(len(ids), self._disk.discard(self.drop_uploads(conn, ids)))
 
         return await self._disk.write(sweep)
@@ -146,6 +155,7 @@ class Multipart:
     def drop_bucket_uploads(self, conn: sqlite3.Connection, bucket: str) -> list[str]:
         """Delete every upload of *bucket* (in the write deleting it); the blobs that are garbage now."""
         ids = [upload_id for (upload_id,) in conn.execute("SELECT id FROM uploads WHERE bucket = ?", (bucket,))]
+        conn.execute("DELETE FROM completed_uploads WHERE bucket = ?", (bucket,))
         return self.drop_uploads(conn, ids)
 
     # -- parts -------------------------------------------------------------
@@ -262,10 +272,22 @@ class Multipart:
         *expected_size* (x-amz-mp-object-size) and *expected_checksum*
         (``(algorithm, value)`` of the whole object), when given, must
         match what the parts make.
+
+        The same Complete sent again after it succeeded (a client retrying
+        an answer it lost) gets the same object, as on S3, for a day
+        (COMPLETED_KEPT) and while the key still holds that object;
+        NoSuchUpload otherwise.
         """
 
         def complete(conn):
-            upload = _upload_of(conn, upload_id, bucket, key)
+            try:
+                upload = _upload_of(conn, upload_id, bucket, key)
+            except NoSuchUpload:
+                info = completed_object(conn, upload_id, bucket, key, requested)
+                if info is None:
+                    raise
+                _check_expectations(info, expected_size, expected_checksum)
+                return info
             stored, crc_of = {}, {}
             for number, blob, size, etag, checksum, crc32 in conn.execute(
                 "SELECT number, blob, size, etag, checksum, crc32 FROM parts WHERE upload = ?", (upload_id,)
@@ -292,11 +314,45 @@ class Multipart:
             unused = [blob for blob, _, _, _ in stored.values() if blob not in used]
             conn.execute("DELETE FROM parts WHERE upload = ?", (upload_id,))
             conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO completed_uploads (id, bucket, key, etag, modified, parts, completed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (upload_id, bucket, key, info.etag, info.modified, _parts_named(requested), info.modified),
+            )
             rows.mark_garbage(conn, unused)
             # The parts' blobs are home already: each part's own commit moved it.
             return AfterCommit(info, self._disk.discard(replaced + unused))
 
         return await self._disk.write_with_room(complete)
+
+
+def completed_object(
+    conn: sqlite3.Connection, upload_id: str, bucket: str, key: str, requested: Optional[Sequence[RequestedPart]] = None
+) -> Optional[ObjectInfo]:
+    """The object upload *upload_id* completed into ``bucket/key``, if the key still holds it; else None.
+
+    With *requested*, only if the Complete names the same parts (numbers and
+    ETags) as the one that completed it.
+    """
+    row = conn.execute(
+        "SELECT etag, modified, parts FROM completed_uploads WHERE id = ? AND bucket = ? AND key = ?",
+        (upload_id, bucket, key),
+    ).fetchone()
+    if row is None or (requested is not None and _parts_named(requested) != row[2]):
+        return None
+    try:
+        info = rows.lookup_object(conn, rows.OBJECT_WITH_SEGMENTS, bucket, key)[0]
+    except (NoSuchKey, NoSuchBucket):
+        return None
+    return info if (info.etag, info.modified) == (row[0], row[1]) else None
+
+
+def forget_completed(conn: sqlite3.Connection, before: float) -> None:
+    conn.execute("DELETE FROM completed_uploads WHERE completed < ?", (before,))
+
+
+def _parts_named(requested: Sequence[RequestedPart]) -> str:
+    return json.dumps([[part.number, part.etag] for part in requested])
 
 
 def drop_uploads(conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
@@ -318,14 +374,20 @@ def drop_uploads(conn: sqlite3.Connection, upload_ids: list[str]) -> list[str]:
 def choose_parts(upload: Upload, requested: Sequence[RequestedPart], stored: dict) -> list[tuple]:
     """The stored parts a Complete names, in order, as (blob, size, etag, checksums); or AWS's refusal.
 
-    *stored*: part number -> (blob, size, etag, checksums).
+    *stored*: part number -> (blob, size, etag, checksums). A number named
+    again in a row is the same part sent again (s3-tests'
+    test_multipart_resend_first_finishes_last: the client lists each answer
+    it got): its last entry counts. Numbers going down are InvalidPartOrder.
     """
     previous = 0
     for part in requested:
         check_part_number(part.number)
-        if part.number <= previous:
+        if part.number < previous:
             raise InvalidPartOrder(UploadId=upload.id)
         previous = part.number
+    # The last entry of each number: one not followed by another of its number.
+    following = [*requested[1:], None]
+    requested = [p for p, after in zip(requested, following, strict=True) if not after or after.number != p.number]
     chosen = []
     for part in requested:
         found = stored.get(part.number)

@@ -5,9 +5,11 @@ import re
 from objectstore import xmlio
 from objectstore.auth import acl as acls
 from objectstore.errors import (
+    BucketAlreadyOwnedByYou,
     InvalidLocationConstraint,
     MalformedACLError,
     MalformedXML,
+    NoSuchBucket,
     NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
     NoSuchLifecycleConfiguration,
@@ -35,6 +37,7 @@ DELETE_BODY_LIMIT = 2 * 1024 * 1024
 # What AWS names regions with (eu-west-1, us-gov-west-1, and the legacy "EU").
 _REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 MAX_DELETE_KEYS = 1000
+US_EAST_1 = "us-east-1"
 
 
 class BucketResource(S3Resource):
@@ -63,9 +66,24 @@ class BucketResource(S3Resource):
         check_bucket_name(self.name)
         region = self._location(request.received.document_bytes())
         acl = acl_from_headers(acl_headers(request), user.id, self.app.credentials) or acls.canned("private", user.id)
-        await self.store.create_bucket(self.name, user.id, region, acl)
+        try:
+            await self.store.create_bucket(self.name, user.id, region, acl)
+        except BucketAlreadyOwnedByYou:
+            await self._recreate_in_us_east_1(region, acl)
         request.setHeader(b"Location", b"/" + self.name.encode())
         send_empty(request)
+
+    async def _recreate_in_us_east_1(self, region, acl):
+        """Your own bucket created again: 200 and its ACL reset in us-east-1, as S3 answers there for
+        legacy compatibility; BucketAlreadyOwnedByYou (409) in any other region. Its objects stay."""
+        try:
+            existing = self.store.get_bucket(self.name)
+            if existing.region != US_EAST_1 or region != US_EAST_1:
+                raise BucketAlreadyOwnedByYou(BucketName=self.name)
+            await self.store.set_bucket_acl(self.name, acl)
+        except NoSuchBucket:
+            # Deleted since: this request creates it after all (or meets whoever made it first).
+            await self.store.create_bucket(self.name, acl["owner"], region, acl)
 
     def _location(self, body):
         """The region a new bucket is in: the one its CreateBucketConfiguration asks for, or the server's.

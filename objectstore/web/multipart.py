@@ -9,7 +9,7 @@ and what the operations do to the store is storage/multipart.py's business.
 """
 
 from objectstore.auth import acl as acls
-from objectstore.errors import AccessDenied, InvalidRequest
+from objectstore.errors import AccessDenied, InvalidRequest, NoSuchUpload
 from objectstore.storage.multipart import MAX_PART_SIZE
 from objectstore.web.access import open_readable, require
 from objectstore.web.body import BufferedBody
@@ -137,7 +137,12 @@ class MultipartOperations:
     def receive_complete_multipart_upload(self, request, length):
         bucket = self.store.get_bucket(self.bucket_name)
         require(request, bucket.acl, acls.WRITE)
-        self._upload(request)  # NoSuchUpload before the document is read
+        try:
+            self._upload(request)  # NoSuchUpload before the document is read
+        except NoSuchUpload:
+            # Unless it completed lately: the same Complete again gets the same answer, as on S3.
+            if self.store.multipart.completed(arg(request, "uploadId", ""), self.bucket_name, self.key) is None:
+                raise
         return Received.of_document(BufferedBody(COMPLETE_BODY_LIMIT))
 
     @operation("POST", "uploadId")

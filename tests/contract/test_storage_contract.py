@@ -272,6 +272,57 @@ async def test_a_multipart_upload_completes_into_one_object_and_is_gone(store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_same_completion_again_answers_the_same_object_while_the_key_holds_it(backend):
+    store = backend.store
+    await store.create_bucket("b", "alice", "r", ACL)
+    upload = await new_upload(store)
+    requested = [await upload_part(store, upload, 1, payload("p1", 5 * MiB)), await upload_part(store, upload, 2, b"z")]
+    first = await store.multipart.complete(upload.id, "b", "big", requested)
+    again = await store.multipart.complete(upload.id, "b", "big", requested)
+    assert (again.etag, again.size, again.modified, again.checksums) == (
+        first.etag,
+        first.size,
+        first.modified,
+        first.checksums,
+    )
+    assert (await settle(store.multipart.completed(upload.id, "b", "big"))).etag == first.etag
+    # Kept across a restart (it is a row of the index, committed with the object).
+    store = backend.reopen()
+    assert (await store.multipart.complete(upload.id, "b", "big", requested)).etag == first.etag
+    # Other parts named, another key, or an upload still unknown: NoSuchUpload, as before.
+    for bad in (
+        lambda: store.multipart.complete(upload.id, "b", "big", requested[:1]),
+        lambda: store.multipart.complete(upload.id, "b", "other", requested),
+        lambda: store.multipart.abort(upload.id, "b", "big"),
+        lambda: store.multipart.get(upload.id, "b", "big"),
+    ):
+        assert isinstance(await failure_of(bad), NoSuchUpload)
+    assert (await read_all(store, "b", "big"))[1][-1:] == b"z"
+    # Once the key holds another object, the upload is gone for good.
+    await put(store, "b", "big", b"overwritten")
+    assert await settle(store.multipart.completed(upload.id, "b", "big")) is None
+    assert isinstance(
+        await failure_of(lambda: store.multipart.complete(upload.id, "b", "big", requested)), NoSuchUpload
+    )
+    assert (await read_all(store, "b", "big"))[1] == b"overwritten"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_completion_is_answered_again_for_a_day_at_most(store):
+    await store.create_bucket("b", "alice", "r", ACL)
+    upload = await new_upload(store)
+    requested = [await upload_part(store, upload, 1, b"only")]
+    info = await store.multipart.complete(upload.id, "b", "big", requested)
+    await store.multipart.expire(3600, now=info.modified + 3600)
+    assert (await store.multipart.complete(upload.id, "b", "big", requested)).etag == info.etag
+    await store.multipart.expire(3600, now=info.modified + 24 * 3600 + 1)
+    assert isinstance(
+        await failure_of(lambda: store.multipart.complete(upload.id, "b", "big", requested)), NoSuchUpload
+    )
+    assert (await read_all(store, "b", "big"))[1] == b"only"
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_refused_completion_changes_nothing(store):
     await store.create_bucket("b", "alice", "r", ACL)
     await put(store, "b", "big", b"the old object")

@@ -589,3 +589,60 @@ async def test_listings_name_each_objects_owner_where_aws_does(server, bucket_na
     ]
     buckets = await server.blocking(s3.list_buckets)
     assert buckets["Owner"] == {"ID": friend_id, "DisplayName": "friend"}
+
+
+# -- the grants as s3-tests' check_grants reads them ----------------------------------------------
+
+
+def full_grants(response):
+    """Every grant whole, as s3-tests' check_grants compares them: no field left out, none added."""
+    return sorted((g["Permission"], sorted(g["Grantee"].items())) for g in response["Grants"])
+
+
+def canonical(user_id, name, permission):
+    return (permission, sorted({"Type": "CanonicalUser", "ID": user_id, "DisplayName": name}.items()))
+
+
+def group(uri, permission):
+    return (permission, sorted({"Type": "Group", "URI": uri}.items()))
+
+
+S3_TESTS_BUCKET_CANNED = {
+    "private": [],
+    "public-read": [group(ALL_USERS, "READ")],
+    "public-read-write": [group(ALL_USERS, "READ"), group(ALL_USERS, "WRITE")],
+    "authenticated-read": [group(AUTHENTICATED_USERS, "READ")],
+}
+
+
+@pytest.mark.parametrize("canned", sorted(S3_TESTS_BUCKET_CANNED))
+@pytest_twisted.ensureDeferred
+async def test_canned_bucket_and_object_grants_read_back_as_s3_tests_expects(server, bucket_name, canned):
+    # s3-tests' test_bucket_acl_canned*, test_object_acl_canned*: the owner's grant with ID and
+    # DisplayName, the group's with its URI, and nothing else.
+    keys = server.create_user("main")
+    main = server.user_id("main")
+    s3 = server.boto3(keys)
+    await server.blocking(s3.create_bucket, Bucket=bucket_name, ACL=canned)
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="foo", Body=b"bar", ACL=canned)
+    expected = sorted([canonical(main, "main", "FULL_CONTROL"), *S3_TESTS_BUCKET_CANNED[canned]])
+    bucket_acl = await server.blocking(s3.get_bucket_acl, Bucket=bucket_name)
+    object_acl = await server.blocking(s3.get_object_acl, Bucket=bucket_name, Key="foo")
+    assert bucket_acl["Owner"] == object_acl["Owner"] == {"ID": main, "DisplayName": "main"}
+    assert full_grants(bucket_acl) == full_grants(object_acl) == expected
+
+
+@pytest.mark.parametrize(
+    "canned, permission", [("bucket-owner-read", "READ"), ("bucket-owner-full-control", "FULL_CONTROL")]
+)
+@pytest_twisted.ensureDeferred
+async def test_bucket_owner_canned_object_grants_read_back_as_s3_tests_expects(server, bucket_name, canned, permission):
+    # s3-tests' test_object_acl_canned_bucketownerread / _bucketownerfullcontrol.
+    main_keys, alt_keys = server.create_user("main"), server.create_user("alt")
+    main, alt = server.user_id("main"), server.user_id("alt")
+    await server.blocking(server.boto3(main_keys).create_bucket, Bucket=bucket_name, ACL="public-read-write")
+    s3_alt = server.boto3(alt_keys)
+    await server.blocking(s3_alt.put_object, Bucket=bucket_name, Key="foo", Body=b"bar", ACL=canned)
+    response = await server.blocking(s3_alt.get_object_acl, Bucket=bucket_name, Key="foo")
+    assert response["Owner"] == {"ID": alt, "DisplayName": "alt"}
+    assert full_grants(response) == sorted([canonical(alt, "alt", "FULL_CONTROL"), canonical(main, "main", permission)])

@@ -182,6 +182,59 @@ async def test_an_expired_presigned_url_is_access_denied(server, bucket_name, mo
     assert etree.fromstring(content).findtext("Message") == "Request has expired"
 
 
+def presigned(server, path, signature_version, expires_in):
+    """A presigned GET by botocore's own signers (the CRT signer refuses an expiry of 0 or less)."""
+    from botocore.auth import HmacV1QueryAuth, S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    credentials = Credentials(*ADMIN_KEYS)
+    if signature_version == "s3v4":
+        signer = S3SigV4QueryAuth(credentials, "s3", REGION, expires=expires_in)
+    else:
+        signer = HmacV1QueryAuth(credentials, expires=expires_in)
+    request = AWSRequest("GET", server.url + path)
+    signer.add_auth(request)
+    return request.url
+
+
+A_WEEK = (
+    "X-Amz-Expires must be less than a week (in seconds); that is, "
+    "the given X-Amz-Expires must be less than 604800 seconds"
+)
+
+
+@pytest.mark.parametrize(
+    "signature_version, expires_in, status, code, message",
+    [
+        ("s3v4", 0, 403, "AccessDenied", "Request has expired"),
+        ("s3v4", 604801, 400, "AuthorizationQueryParametersError", A_WEEK),
+        ("s3v4", 609901, 400, "AuthorizationQueryParametersError", A_WEEK),
+        ("s3v4", -7, 400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative"),
+        # V2 query auth names a moment, not a duration: one past is expired, and S3 sets it no bound.
+        ("s3", 0, 403, "AccessDenied", "Request has expired"),
+        ("s3", -7, 403, "AccessDenied", "Request has expired"),
+        ("s3", 609901, 200, None, None),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_presigned_urls_with_expiry_out_of_range_are_answered_as_aws_answers(
+    server, bucket_name, signature_version, expires_in, status, code, message
+):
+    # s3-tests' test_object_raw_get_x_amz_expires_out_* (V2 URLs) accept a 403 for all three.
+    await make_bucket(server, bucket_name)
+    s3 = server.boto3()
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="foo", Body=b"x")
+    url = presigned(server, f"/{bucket_name}/foo", signature_version, expires_in)
+    response = await treq.get(url)
+    content = await treq.content(response)
+    if code is None:
+        assert (response.code, content) == (200, b"x")
+    else:
+        assert (response.code, error_code(content)) == (status, code)
+        assert etree.fromstring(content).findtext("Message") == message
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_presigned_url_with_a_changed_key_is_refused(server, bucket_name):
     await make_bucket(server, bucket_name)

@@ -9,6 +9,7 @@ import pytest_twisted
 from lxml import etree
 
 from objectstore.web.bucket import BucketResource
+from tests.conftest import live_server
 from tests.helpers import client_error, refused, unchanged
 from tests.s3http import call, error_code, header, raw, signed_headers
 
@@ -158,9 +159,42 @@ async def test_create_bucket_refuses_a_configuration_of_another_kind(server, buc
 
 
 @pytest_twisted.ensureDeferred
-async def test_create_bucket_twice_is_bucket_already_owned_by_you(server, bucket_name):
+async def test_create_bucket_twice_in_us_east_1_is_200_and_resets_the_acl_only(server, bucket_name):
+    # S3's legacy answer in us-east-1 (s3-tests' test_bucket_create_exists, test_bucket_recreate_not_overriding).
+    s3 = server.boto3()
+    await server.blocking(s3.create_bucket, Bucket=bucket_name, ACL="public-read")
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="mykey1", Body=b"kept")
+    answer = await server.blocking(s3.create_bucket, Bucket=bucket_name)
+    assert (answer["ResponseMetadata"]["HTTPStatusCode"], answer["Location"]) == (200, f"/{bucket_name}")
+    grants = (await server.blocking(s3.get_bucket_acl, Bucket=bucket_name))["Grants"]
+    assert [(g["Grantee"]["Type"], g["Permission"]) for g in grants] == [("CanonicalUser", "FULL_CONTROL")]
+    listed = await server.blocking(s3.list_objects_v2, Bucket=bucket_name)
+    assert [o["Key"] for o in listed["Contents"]] == ["mykey1"]
+    assert (await server.blocking(s3.get_object, Bucket=bucket_name, Key="mykey1"))["Body"].read() == b"kept"
+    assert [b["Name"] for b in (await server.blocking(s3.list_buckets))["Buckets"]] == [bucket_name]
+
+
+EU_WEST_1 = b"<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>"
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_twice_elsewhere_is_bucket_already_owned_by_you(server, bucket_name):
     await create(server, bucket_name)
-    await refused(server, "BucketAlreadyOwnedByYou", call(server, "PUT", f"/{bucket_name}"), 409)
+    again = call(server, "PUT", f"/{bucket_name}", body=EU_WEST_1, headers={"x-amz-acl": "public-read"})
+    await refused(server, "BucketAlreadyOwnedByYou", again, 409)
+    other = bucket_name + "-eu"
+    response, _ = await call(server, "PUT", f"/{other}", body=EU_WEST_1)
+    assert response.code == 200
+    for body in (EU_WEST_1, b""):
+        again = call(server, "PUT", f"/{other}", body=body, headers={"x-amz-acl": "public-read"})
+        await refused(server, "BucketAlreadyOwnedByYou", again, 409)
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_bucket_twice_on_a_server_in_another_region_is_bucket_already_owned_by_you(tmp_path, bucket_name):
+    async with live_server(tmp_path, region="eu-west-1") as eu:
+        await create(eu, bucket_name)
+        await refused(eu, "BucketAlreadyOwnedByYou", lambda: eu.boto3().create_bucket(Bucket=bucket_name), 409)
 
 
 @pytest_twisted.ensureDeferred
@@ -283,14 +317,19 @@ async def test_delete_bucket_of_another_user_is_access_denied(server, bucket_nam
 
 
 @pytest_twisted.ensureDeferred
-async def test_libcloud_create_existing_container_raises_already_exists(server, bucket_name):
-    from libcloud.storage.types import ContainerAlreadyExistsError
+async def test_libcloud_create_existing_container_is_its_owners_and_refused_to_another(server, bucket_name):
+    from libcloud.storage.types import InvalidContainerNameError
 
     driver = server.libcloud()
     await server.blocking(driver.create_container, bucket_name)
+    # Your own bucket again is S3's us-east-1 200; another user's is BucketAlreadyExists (libcloud
+    # keeps ContainerAlreadyExistsError for BucketAlreadyOwnedByYou).
+    again = await server.blocking(driver.create_container, bucket_name)
+    assert again.name == bucket_name
+    other = server.libcloud(server.create_user("other"))
     async with unchanged(server):
-        with pytest.raises(ContainerAlreadyExistsError):
-            await server.blocking(driver.create_container, bucket_name)
+        with pytest.raises(InvalidContainerNameError):
+            await server.blocking(other.create_container, bucket_name)
 
 
 @pytest_twisted.ensureDeferred

@@ -523,3 +523,38 @@ async def test_boto3_list_objects_error_for_missing_bucket(server, bucket_name):
     with pytest.raises(ClientError) as caught:
         await server.blocking(server.boto3().list_objects_v2, Bucket=bucket_name)
     assert caught.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+# -- a "+" in the query is a space -------------------------------------------
+
+SPACED_KEYS = ["a b/1", "a b/2", "a+b/3", "ab/4"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_libcloud_lists_a_prefix_holding_a_space(server, bucket_name):
+    # libcloud sends prefix=a+b and signs prefix=a%20b (SigV4): "+" is a space, as AWS reads it.
+    await bucket_with(server, bucket_name, SPACED_KEYS)
+    driver = server.libcloud()
+    listed = await server.blocking(
+        lambda: [o.name for o in driver.iterate_container_objects(driver.get_container(bucket_name), prefix="a b")]
+    )
+    assert listed == ["a b/1", "a b/2"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_boto3_lists_prefixes_holding_a_space_and_a_plus(server, bucket_name):
+    await bucket_with(server, bucket_name, SPACED_KEYS)
+    s3 = server.boto3()
+    spaced = await server.blocking(s3.list_objects_v2, Bucket=bucket_name, Prefix="a b")
+    plus = await server.blocking(s3.list_objects, Bucket=bucket_name, Prefix="a+b")
+    assert [o["Key"] for o in spaced["Contents"]] == ["a b/1", "a b/2"]
+    assert [o["Key"] for o in plus["Contents"]] == ["a+b/3"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_raw_plus_in_the_query_is_a_space_and_an_encoded_one_a_plus(server, bucket_name):
+    await bucket_with(server, bucket_name, SPACED_KEYS)
+    spaced = await list_raw(server, bucket_name, "list-type=2&prefix=a+b")
+    plus = await list_raw(server, bucket_name, "list-type=2&prefix=a%2Bb")
+    assert [k.text for k in spaced.iter(f"{{{S3_NS}}}Key")] == ["a b/1", "a b/2"]
+    assert [k.text for k in plus.iter(f"{{{S3_NS}}}Key")] == ["a+b/3"]

@@ -344,6 +344,21 @@ async def test_part_number_past_the_last_part_or_with_a_range_is_refused(server,
 
 
 @pytest_twisted.ensureDeferred
+async def test_head_with_a_part_number_past_the_last_part_is_416_with_no_body(server, bucket_name):
+    parts = [os.urandom(MIN_PART_SIZE), b"x"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+    await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    error = await refused(
+        server, "416", lambda: s3.head_object(Bucket=bucket_name, Key="k", PartNumber=3), 416, settle=True
+    )
+    assert error["ResponseMetadata"]["HTTPHeaders"].get("content-range") == f"bytes */{MIN_PART_SIZE + 1}"
+    response, content = await call(server, "HEAD", f"/{bucket_name}/k?partNumber=3")
+    assert (response.code, content) == (416, b"")
+    response, content = await call(server, "GET", f"/{bucket_name}/k?partNumber=3")
+    assert (response.code, error_code(content)) == (416, "InvalidPartNumber")
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_get_during_complete_sees_the_old_object_or_the_new_one_whole(server, bucket_name):
     old = os.urandom(3 * MiB)
     parts = [os.urandom(MIN_PART_SIZE), os.urandom(MIN_PART_SIZE), os.urandom(MiB)]
@@ -531,6 +546,33 @@ async def test_upload_part_copy_conditions_and_ranges_are_checked(server, bucket
     assert answer["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"234").hexdigest()}"'
 
 
+@pytest_twisted.ensureDeferred
+async def test_upload_part_copy_ranges_s3_tests_tries_are_refused_as_aws_refuses_them(server, bucket_name):
+    # AWS: a range past the source is 400 InvalidArgument "Range specified is not valid for source
+    # object of size: N" (s3-tests' test_multipart_copy_invalid_range asks for InvalidRange instead);
+    # a range not of the form bytes=first-last is 400 InvalidArgument (test_multipart_copy_improper_range).
+    s3, upload_id, _ = await new_upload(server, bucket_name, "dest", [])
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="source", Body=b"01234")
+
+    def copy(copy_range):
+        return lambda: s3.upload_part_copy(
+            Bucket=bucket_name,
+            Key="dest",
+            UploadId=upload_id,
+            PartNumber=1,
+            CopySource={"Bucket": bucket_name, "Key": "source"},
+            CopySourceRange=copy_range,
+        )
+
+    error = await refused(server, "InvalidArgument", copy("bytes=0-21"), 400, settle=True)
+    assert error["Error"]["Message"] == "Range specified is not valid for source object of size: 5"
+    for improper in ("0-2", "bytes=0", "bytes=hello-world", "bytes=0-bar", "bytes=hello-", "bytes=0-2,3-5"):
+        error = await refused(server, "InvalidArgument", copy(improper), 400, settle=True)
+        assert error["Error"]["ArgumentName"] == "x-amz-copy-source-range"
+    parts = await server.blocking(s3.list_parts, Bucket=bucket_name, Key="dest", UploadId=upload_id)
+    assert parts.get("Parts", []) == []
+
+
 # -- listing -----------------------------------------------------------------------------------
 
 
@@ -663,12 +705,90 @@ async def test_an_unknown_upload_id_is_no_such_upload_everywhere(server, bucket_
 
 
 @pytest_twisted.ensureDeferred
-async def test_completed_or_aborted_uploads_are_no_such_upload(server, bucket_name):
-    parts = [b"only part"]
-    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+async def test_the_same_complete_again_is_200_with_the_same_result(server, bucket_name):
+    # As on S3 (s3-tests' test_multipart_upload_small, "check extra client.complete_multipart_upload").
+    parts = [os.urandom(MIN_PART_SIZE), b"last part"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts, checksum="SHA256")
+    first = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    async with unchanged(server, settle=True):
+        again = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    fields = ("Location", "Bucket", "Key", "ETag", "ChecksumSHA256", "ChecksumType")
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert {f: again[f] for f in fields} == {f: first[f] for f in fields}
+    assert first["ETag"] == composite_etag(parts)
+    assert await server.blocking(get, s3, bucket_name, "k") == b"".join(parts)
+    listed = await server.blocking(s3.list_objects_v2, Bucket=bucket_name, Prefix="k")
+    assert [(o["Key"], o["Size"]) for o in listed["Contents"]] == [("k", sum(map(len, parts)))]
+    # Naming other parts is no repeat: the upload is gone, as it is to every other verb.
+    await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "k", upload_id, done[:1]), 404, settle=True)
+    await refused(
+        server,
+        "NoSuchUpload",
+        lambda: s3.upload_part(Bucket=bucket_name, Key="k", UploadId=upload_id, PartNumber=1, Body=b"late"),
+        settle=True,
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_complete_again_after_the_key_was_overwritten_or_deleted_is_no_such_upload(server, bucket_name):
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", [b"only part"])
     await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"someone else's")
     await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "k", upload_id, done), 404, settle=True)
-    other, _ = await server.blocking(upload_parts, s3, bucket_name, "j", [b"y"])
+    assert await server.blocking(get, s3, bucket_name, "k") == b"someone else's"
+    other, done = await server.blocking(upload_parts, s3, bucket_name, "j", [b"y"])
+    await server.blocking(complete, s3, bucket_name, "j", other, done)
+    await server.blocking(s3.delete_object, Bucket=bucket_name, Key="j")
+    await refused(server, "NoSuchUpload", lambda: complete(s3, bucket_name, "j", other, done), 404, settle=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_complete_again_gets_the_same_document_byte_for_byte(server, bucket_name):
+    await make_bucket(server, bucket_name)
+    s3 = server.boto3()
+    upload_id, done = await server.blocking(upload_parts, s3, bucket_name, "k", [b"abc"])
+    body = complete_document([(p["PartNumber"], p["ETag"].strip('"')) for p in done])
+    path = f"/{bucket_name}/k?uploadId={upload_id}"
+    answers = [await call(server, "POST", path, body=body) for _ in range(2)]
+    assert [response.code for response, _ in answers] == [200, 200]
+    assert answers[0][1] == answers[1][1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_resending_part_1_after_the_later_parts_finished_still_completes(server, bucket_name):
+    # s3-tests' test_multipart_upload_resend_part: the part uploaded last under a number is the one used.
+    parts = [os.urandom(MIN_PART_SIZE), os.urandom(MIN_PART_SIZE), b"tail"]
+    s3, upload_id, done = await new_upload(server, bucket_name, "k", parts)
+    resent = os.urandom(MIN_PART_SIZE)
+    answer = await server.blocking(
+        s3.upload_part, Bucket=bucket_name, Key="k", UploadId=upload_id, PartNumber=1, Body=resent
+    )
+    done[0] = {"PartNumber": 1, "ETag": answer["ETag"]}
+    result = await server.blocking(complete, s3, bucket_name, "k", upload_id, done)
+    assert result["ETag"] == composite_etag([resent, *parts[1:]])
+    assert await server.blocking(get, s3, bucket_name, "k") == resent + parts[1] + parts[2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_part_1_sent_twice_the_first_send_finishing_last_completes_with_it(server, bucket_name):
+    # s3-tests' test_multipart_resend_first_finishes_last: the client lists both answers for part 1,
+    # the resend's first; the part stored is the first send's, which finished last.
+    s3, upload_id, _ = await new_upload(server, bucket_name, "m", [])
+
+    def send(body):
+        return s3.upload_part(Bucket=bucket_name, Key="m", UploadId=upload_id, PartNumber=1, Body=body)["ETag"]
+
+    resent = await server.blocking(send, b"B" * 8)
+    finished_last = await server.blocking(send, b"A" * 8)
+    parts = [{"PartNumber": 1, "ETag": resent}, {"PartNumber": 1, "ETag": finished_last}]
+    result = await server.blocking(complete, s3, bucket_name, "m", upload_id, parts)
+    assert result["ETag"] == composite_etag([b"A" * 8])
+    assert await server.blocking(get, s3, bucket_name, "m") == b"A" * 8
+
+
+@pytest_twisted.ensureDeferred
+async def test_aborted_uploads_are_no_such_upload(server, bucket_name):
+    s3, other, _ = await new_upload(server, bucket_name, "j", [b"y"])
     await server.blocking(s3.abort_multipart_upload, Bucket=bucket_name, Key="j", UploadId=other)
     await refused(
         server,
@@ -704,7 +824,8 @@ async def test_complete_refusals_are_aws_codes_and_change_nothing(server, bucket
         ("InvalidPart", [(1, e1), (2, '"' + "0" * 32 + '"')]),  # a wrong ETag
         ("InvalidPart", [(1, e1), (4, e1)]),  # a part never uploaded
         ("InvalidPartOrder", [(2, e2), (1, e1)]),
-        ("InvalidPartOrder", [(1, e1), (1, e1)]),
+        ("InvalidPartOrder", [(1, e1), (2, e2), (2, e2), (1, e1)]),
+        ("InvalidPart", [(1, e1), (1, e2)]),  # a number named again: its last entry counts
         ("EntityTooSmall", [(1, e1), (2, e2), (3, e3)]),  # part 2 is 1 MiB and not the last
         ("InvalidArgument", [(0, e1), (1, e1)]),
         ("InvalidArgument", [(1, e1), (10001, e1)]),

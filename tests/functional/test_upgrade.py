@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from objectstore.index.schema import LATEST_VERSION
+from objectstore.index.schema import LATEST_VERSION, version_in_header
 from tests.installed import clean_env, command
 from tests.upgrade import Served, pattern_bytes, snapshot
 
@@ -55,6 +55,8 @@ def _without_crcs(data_dir):
 def test_an_earlier_releases_data_dir_is_served_as_it_was_and_goes_on_working(old_data_dir, tmp_path):
     data_dir, recorded = old_data_dir
     keys = recorded["keys"]
+    with open(data_dir / "meta.sqlite", "rb") as f:
+        found = version_in_header(f.read(64))
     served = Served(data_dir, tmp_path / "first.log")
     try:
         assert snapshot(served, keys) == recorded["snapshot"]
@@ -66,12 +68,15 @@ def test_an_earlier_releases_data_dir_is_served_as_it_was_and_goes_on_working(ol
         alice = served.s3(keys["alice"])
         (upload,) = recorded["snapshot"]["buckets"]["alice-data"]["uploads"]
         part = upload["parts"][0]
-        alice.complete_multipart_upload(
-            Bucket="alice-data",
-            Key=upload["key"],
-            UploadId=upload["id"],
-            MultipartUpload={"Parts": [{"PartNumber": part[0], "ETag": part[2]}]},
-        )
+        completion = {
+            "Bucket": "alice-data",
+            "Key": upload["key"],
+            "UploadId": upload["id"],
+            "MultipartUpload": {"Parts": [{"PartNumber": part[0], "ETag": part[2]}]},
+        }
+        first = alice.complete_multipart_upload(**completion)
+        # Sent again, it is answered the same (migration 3's completed_uploads).
+        assert alice.complete_multipart_upload(**completion)["ETag"] == first["ETag"]
         body = alice.get_object(Bucket="alice-data", Key=upload["key"])["Body"].read()
         assert body == pattern_bytes("pending1", part[1])
         alice.put_object(Bucket="alice-data", Key="new.txt", Body=b"written after the upgrade")
@@ -83,7 +88,7 @@ def test_an_earlier_releases_data_dir_is_served_as_it_was_and_goes_on_working(ol
     # (The server's background scrub may have recorded some already; the upload completed above
     # from a part the old release stored has none until a scrub reads it.)
     legacy = _without_crcs(data_dir)
-    assert legacy >= 1
+    assert legacy >= 1 if found < 2 else legacy == 0  # migration 2 brought the CRCs
     done = subprocess.run(
         [command("objectstore-manage"), "--data-dir", str(data_dir), "scrub"],
         capture_output=True,

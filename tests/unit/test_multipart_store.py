@@ -141,7 +141,7 @@ def stored_parts(*sizes):
         ([0, 1], InvalidArgument),
         ([1, 10001], InvalidArgument),
         ([2, 1], InvalidPartOrder),
-        ([1, 1], InvalidPartOrder),
+        ([1, 2, 2, 1], InvalidPartOrder),
         ([1, 4], InvalidPart),
     ],
 )
@@ -149,6 +149,15 @@ def test_complete_refuses_numbers_out_of_range_order_or_upload(numbers, error):
     stored = stored_parts(MIN_PART_SIZE, MIN_PART_SIZE, 1)
     with pytest.raises(error):
         choose_parts(UPLOAD, [RequestedPart(n, f"etag{n}") for n in numbers], stored)
+
+
+def test_a_part_named_again_in_a_row_counts_by_its_last_entry():
+    # s3-tests' test_multipart_resend_first_finishes_last: part 1 sent twice, the first send finishing last.
+    stored = stored_parts(MIN_PART_SIZE, 1)
+    requested = [RequestedPart(1, "stale"), RequestedPart(1, "etag1"), RequestedPart(2, "etag2")]
+    assert [blob for blob, _, _, _ in choose_parts(UPLOAD, requested, stored)] == ["blob1", "blob2"]
+    with pytest.raises(InvalidPart):
+        choose_parts(UPLOAD, [RequestedPart(1, "etag1"), RequestedPart(1, "stale")], stored)
 
 
 def test_complete_refuses_a_wrong_etag_or_checksum():

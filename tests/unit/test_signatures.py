@@ -363,3 +363,11 @@ def test_v2_path_alone_does_not_stretch_to_another_path(authenticator):
     request.path = b"/b/other"
     request.uri = request.uri.replace(b"/b/k", b"/b/other")
     assert refused(authenticator, request).code == "SignatureDoesNotMatch"
+
+
+def test_a_plus_in_the_query_is_signed_as_a_space_and_an_escaped_plus_as_a_plus():
+    # AWS reads "+" in a query as a space: libcloud sends prefix=a+b and signs prefix=a%20b.
+    assert sigv4.canonical_query(b"prefix=a+b&list-type=2") == "list-type=2&prefix=a%20b"
+    assert sigv4.canonical_query(b"prefix=a%2Bb") == "prefix=a%2Bb"
+    assert sigv2.canonical_resource(b"/b/k", b"response-content-type=a+b") == b"/b/k?response-content-type=a b"
+    assert sigv2.canonical_resource(b"/b/k", b"response-content-type=a%2Bb") == b"/b/k?response-content-type=a+b"
