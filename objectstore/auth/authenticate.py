@@ -141,7 +141,11 @@ class Authenticator:
         a virtual-host style Host header (part of V2's canonical resource).
         """
         facts = _Facts(request, bucket_in_host)
+        # An empty Authorization header is no signature at all: S3 answers it as it
+        # answers an anonymous request (AccessDenied where anonymous may not).
         authorization = facts.header("authorization")
+        if authorization is not None and not authorization.strip():
+            authorization = None
         params = facts.params
         query_v4 = bool(params) and any(name in params for name in _V4_QUERY)
         query_v2 = bool(params) and ("AWSAccessKeyId" in params or "Signature" in params)

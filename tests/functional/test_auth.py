@@ -484,3 +484,21 @@ async def test_a_wrong_trailer_signature_is_refused_and_stores_nothing(server, b
     async with unchanged(server, settle=True):
         status, content = await server.blocking(send_in_pieces, server.port, head, body, 4096)
         assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")
+
+
+# -- no signature: an Authorization header missing or empty ---------------------------------
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("authorization", [None, "", "  "], ids=["missing", "empty", "blank"])
+async def test_a_put_object_without_a_signature_is_access_denied(server, bucket_name, authorization):
+    await make_bucket(server, bucket_name)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    await refused(server, "AccessDenied", call(server, "PUT", f"/{bucket_name}/k", None, headers, b"bar"), 403)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("authorization", [None, ""], ids=["missing", "empty"])
+async def test_a_create_bucket_without_a_signature_is_access_denied(server, bucket_name, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    await refused(server, "AccessDenied", call(server, "PUT", f"/{bucket_name}", None, headers), 403)
