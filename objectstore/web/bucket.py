@@ -41,7 +41,7 @@ class BucketResource(S3Resource):
 
     def __init__(self, app, name):
         super().__init__(app)
-        self.name = name
+        self.name = self.named_bucket = name
 
     def bucket(self, request, permission=None):
         bucket = self.store.get_bucket(self.name)

@@ -58,7 +58,7 @@ class ObjectResource(MultipartOperations, S3Resource):
 
     def __init__(self, app, bucket, key):
         super().__init__(app)
-        self.bucket_name = bucket
+        self.bucket_name = self.named_bucket = bucket
         self.key = key
 
     # -- PUT: upload or copy -----------------------------------------------
