@@ -8,6 +8,7 @@ from tests.helpers import make_bucket
 from tests.s3http import aws_chunked, call, signed_headers
 
 PAYLOAD = b"the object's own bytes"
+UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
 
 async def put_aws_chunked(server, path, encoding):
