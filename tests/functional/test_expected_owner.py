@@ -2,6 +2,7 @@
 
 import pytest
 import pytest_twisted
+from botocore import UNSIGNED
 
 from tests.helpers import make_bucket, refused
 
@@ -75,3 +76,16 @@ async def test_a_missing_bucket_is_still_no_such_bucket(server, bucket_name):
     s3 = server.boto3()
     get = lambda: s3.list_objects_v2(Bucket=bucket_name, ExpectedBucketOwner=OTHER_ACCOUNT)  # noqa: E731
     await refused(server, "NoSuchBucket", get, 404)
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_on_a_public_bucket_naming_the_wrong_owner_is_access_denied(server, bucket_name):
+    # s3-tests test_expected_bucket_owner: the bucket's ACL would let the anonymous caller in.
+    await make_bucket(server, bucket_name, headers={"x-amz-acl": "public-read-write"})
+    wrong = await admin_id(server) + "foo"
+    anonymous = server.boto3(signature_version=UNSIGNED)
+    listing = lambda: anonymous.list_objects(Bucket=bucket_name, ExpectedBucketOwner=wrong)  # noqa: E731
+    await refused(server, "AccessDenied", listing, 403)
+    put = lambda: anonymous.put_object(Bucket=bucket_name, Key="bar", Body=b"coffee", ExpectedBucketOwner=wrong)  # noqa: E731
+    await refused(server, "AccessDenied", put, 403)
+    await server.blocking(anonymous.put_object, Bucket=bucket_name, Key="bar", Body=b"coffee")  # without: allowed
