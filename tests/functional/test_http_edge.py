@@ -172,6 +172,20 @@ async def test_bodiless_puts_need_no_content_length(server, bucket_name):
 
 
 @pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("length", ["", "-1", "ten"], ids=["empty", "negative", "word"])
+@pytest.mark.parametrize("target", ["object", "bucket"])
+async def test_a_content_length_that_is_no_length_is_a_bad_request(server, bucket_name, length, target):
+    # s3-tests test_{object,bucket}_create_bad_contentlength_{empty,negative}: 400.
+    if target == "object":
+        await call(server, "PUT", f"/{bucket_name}")
+    path = f"/{bucket_name}/k" if target == "object" else f"/{bucket_name}"
+    head = request_head(server, "PUT", path, {"Content-Length": length, "Connection": "close"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head + b"bar")
+        assert (answer.status, error_code(answer.body)) == (400, "BadRequest"), answer.data
+
+
+@pytest_twisted.ensureDeferred
 async def test_refusal_before_the_body_carries_a_request_id(server):
     head = request_head(server, "PUT", "/no-such-bucket/key", {"Content-Length": "10", "Expect": "100-continue"})
 
