@@ -141,7 +141,11 @@ class Authenticator:
         a virtual-host style Host header (part of V2's canonical resource).
         """
         facts = _Facts(request, bucket_in_host)
+        # An empty Authorization header is no signature at all: S3 answers it as it
+        # answers an anonymous request (AccessDenied where anonymous may not).
         authorization = facts.header("authorization")
+        if authorization is not None and not authorization.strip():
+            authorization = None
         params = facts.params
         query_v4 = bool(params) and any(name in params for name in _V4_QUERY)
         query_v2 = bool(params) and ("AWSAccessKeyId" in params or "Signature" in params)
@@ -232,8 +236,7 @@ class Authenticator:
                 "The authorization header is malformed; it needs Credential, SignedHeaders and Signature."
             )
         access_key, scope, scope_parts = self._scope(fields["Credential"], AuthorizationHeaderMalformed)
-        timestamp = facts.header("x-amz-date") or facts.header("date")
-        request_time = _amz_date(timestamp)
+        timestamp, request_time = _v4_request_time(facts)
         if scope_parts[0] != timestamp[:8]:
             raise AuthorizationHeaderMalformed(
                 "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date."
@@ -519,9 +522,28 @@ def _amz_date(text):
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
+def _v4_request_time(facts):
+    """(ISO 8601 basic timestamp, Unix time) a V4 header signature is dated by.
+
+    x-amz-date, when present (even empty or invalid), takes precedence over
+    Date, as on AWS. A Date may be ISO 8601 basic or an HTTP date (botocore
+    sends one when the caller set Date); either way the string to sign
+    carries the ISO form.
+    """
+    amz_date = facts.header("x-amz-date")
+    if amz_date is not None:
+        return amz_date, _amz_date(amz_date)
+    date = facts.header("date")
+    if date is not None and _AMZ_DATE.fullmatch(date):
+        return date, _amz_date(date)
+    request_time = _http_date(date)
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(request_time)), request_time
+
+
 def _http_date(text):
     parsed = parsedate_tz(text) if text else None
-    if parsed is None:
+    # A date before the epoch is no valid date to AWS (AccessDenied, not RequestTimeTooSkewed).
+    if parsed is None or parsed[0] < 1970:
         raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
     return mktime_tz(parsed)
 

@@ -1,7 +1,7 @@
 """Access decisions as the web layer needs them: allowed, or AccessDenied."""
 
 from objectstore.auth import acl as acls
-from objectstore.errors import AccessDenied, ObjectDamaged
+from objectstore.errors import AccessDenied, NoSuchBucket, ObjectDamaged
 
 
 def require(request, acl, permission):
@@ -33,3 +33,20 @@ def open_readable(request, store, bucket, key):
     except ObjectDamaged:
         require(request, store.get_object(bucket, key).acl, acls.READ)
         raise
+
+
+def require_expected_owner(request, store, bucket_name, header=b"x-amz-expected-bucket-owner"):
+    """Refuse (AccessDenied, as AWS does) a request whose *header* names someone other than the bucket's owner.
+
+    The owner is named by the canonical user id ListBuckets reports. A bucket
+    that does not exist is left to the operation to answer.
+    """
+    expected = request.getHeader(header)
+    if expected is None or bucket_name is None:
+        return
+    try:
+        owner = store.get_bucket(bucket_name).owner
+    except NoSuchBucket:
+        return
+    if expected.decode("latin-1").strip() != owner:
+        raise AccessDenied()

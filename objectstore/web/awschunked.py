@@ -37,8 +37,17 @@ def decoded_length(request):
 
 
 def strip_aws_chunked(encodings):
-    """A Content-Encoding list without its aws-chunked token (what the object itself is)."""
-    return ",".join(t for t in (e.strip() for e in encodings.split(",")) if t and t.lower() != "aws-chunked")
+    """A Content-Encoding list without its aws-chunked token (what the object itself is).
+
+    As AWS stores it: a list without aws-chunked is kept as sent ("deflate, gzip"
+    stays so); aws-chunked alone leaves nothing; otherwise the other codings stay
+    as they were written ("aws-chunked, gzip" and botocore's "gzip,aws-chunked"
+    are "gzip").
+    """
+    parts = encodings.split(",")
+    if "aws-chunked" not in (part.strip().lower() for part in parts):
+        return encodings
+    return ",".join(part for part in parts if part.strip() and part.strip().lower() != "aws-chunked").strip()
 
 
 def _tokens(encodings):

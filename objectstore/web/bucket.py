@@ -45,7 +45,7 @@ class BucketResource(S3Resource):
 
     def __init__(self, app, name):
         super().__init__(app)
-        self.name = name
+        self.name = self.named_bucket = name
 
     def bucket(self, request, permission=None):
         bucket = self.store.get_bucket(self.name)
@@ -137,7 +137,8 @@ class BucketResource(S3Resource):
         if arg(request, "list-type") == "2":
             token = arg(request, "continuation-token")
             start_after = arg(request, "start-after", "")
-            after = listing.decode_token(token) if token is not None else start_after
+            # An empty token is none at all (AWS lists from the start, and echoes it).
+            after = listing.decode_token(token) if token else start_after
             page = await self.store.list_objects(self.name, prefix, delimiter, after, max_keys)
             fetch_owner = arg(request, "fetch-owner", "false").lower() == "true"
             document = listing.v2_document(

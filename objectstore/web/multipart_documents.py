@@ -35,12 +35,10 @@ def checksum_headers(request: "S3Request", checksums: dict[str, str]) -> None:
 
 def initiate_document(bucket: str, key: str, upload: Upload) -> etree._Element:
     """CreateMultipartUpload's InitiateMultipartUploadResult."""
-    return xmlio.element(
-        "InitiateMultipartUploadResult",
-        xmlio.element("Bucket", bucket),
-        xmlio.element("Key", key),
-        xmlio.element("UploadId", upload.id),
-    )
+    root = xmlio.element("InitiateMultipartUploadResult", xmlio.element("Bucket", bucket))
+    key_text(root, "Key", key)  # a key may hold characters XML 1.0 cannot carry
+    xmlio.sub(root, "UploadId", upload.id)
+    return root
 
 
 def copy_part_document(part: Part) -> etree._Element:
@@ -58,12 +56,10 @@ def copy_part_document(part: Part) -> etree._Element:
 def complete_document(location: str, bucket: str, key: str, info: ObjectInfo) -> etree._Element:
     """CompleteMultipartUpload's CompleteMultipartUploadResult for the object *info* describes."""
     result = xmlio.element(
-        "CompleteMultipartUploadResult",
-        xmlio.element("Location", location),
-        xmlio.element("Bucket", bucket),
-        xmlio.element("Key", key),
-        xmlio.element("ETag", info.quoted_etag),
+        "CompleteMultipartUploadResult", xmlio.element("Location", location), xmlio.element("Bucket", bucket)
     )
+    key_text(result, "Key", key)
+    xmlio.sub(result, "ETag", info.quoted_etag)
     for algorithm, value in info.checksums.items():
         xmlio.sub(result, CHECKSUM_ELEMENTS[algorithm], value)
         xmlio.sub(result, "ChecksumType", checksum_type(value))

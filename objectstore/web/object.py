@@ -33,6 +33,7 @@ from objectstore.web.upload_input import (
     copy_source,
     is_chunked,
     lower_headers,
+    metadata_header,
     no_copy_body,
 )
 from objectstore.web.versions import require_null_version
@@ -59,7 +60,7 @@ class ObjectResource(MultipartOperations, S3Resource):
 
     def __init__(self, app, bucket, key):
         super().__init__(app)
-        self.bucket_name = bucket
+        self.bucket_name = self.named_bucket = bucket
         self.key = key
 
     def prepare(self, request, length):
@@ -377,7 +378,7 @@ def _describe(request, info):
     for name, value in headers.items():
         request.setHeader(name.encode(), value.encode("utf-8"))
     for name, value in info.metadata.items():
-        request.setHeader((META_PREFIX + name).encode(), value.encode("utf-8"))
+        request.setHeader((META_PREFIX + name).encode(), metadata_header(value))
     for parameter, header in RESPONSE_OVERRIDES.items():
         value = arg(request, parameter)
         if value is not None:

@@ -12,9 +12,11 @@ from twisted.web.server import NOT_DONE_YET
 
 from objectstore import xmlio
 from objectstore.errors import MethodNotAllowed, NotImplementedOperation
+from objectstore.web.access import require_expected_owner
 from objectstore.web.body import BufferedBody
 from objectstore.web.errors import as_s3_error, write_error
 from objectstore.web.received import Received
+from objectstore.web.upload_input import copy_source
 
 # Query parameters that name a sub-resource (an operation other than the
 # plain one), in the order they decide when several are present.
@@ -81,6 +83,7 @@ def operation(method, subresource=None):
 
 class S3Resource(Resource):
     isLeaf = True
+    named_bucket = None  # the bucket the request names, if any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -111,9 +114,19 @@ class S3Resource(Resource):
                 raise NotImplementedOperation(f"The ?{subresource} operation is not implemented.")
             raise MethodNotAllowed(Method=request.method.decode("latin-1"), ResourceType=self.resource_type)
         request.operation = handler
+        self._check_expected_owners(request, handler)
         receive = getattr(self, "receive_" + handler.__name__, None)
         default = Received.of_document
         request.received = receive(request, length) if receive else default(BufferedBody(DEFAULT_BODY_LIMIT))
+
+    def _check_expected_owners(self, request, handler):
+        """x-amz-expected-bucket-owner (and, for a copy, x-amz-source-expected-bucket-owner), before the body."""
+        if handler.__name__ != "create_bucket":  # CreateBucket takes no expected owner
+            require_expected_owner(request, self.store, self.named_bucket)
+        source = request.getHeader(b"x-amz-copy-source")
+        if source is not None and request.getHeader(b"x-amz-source-expected-bucket-owner") is not None:
+            bucket, _ = copy_source(source)
+            require_expected_owner(request, self.store, bucket, b"x-amz-source-expected-bucket-owner")
 
     def render(self, request):
         ensureDeferred(self._answer(request))

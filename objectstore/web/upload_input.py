@@ -3,6 +3,10 @@
 Shared by ObjectResource and the multipart operations.
 """
 
+import base64
+import binascii
+import quopri
+import re
 from urllib.parse import unquote_to_bytes
 
 from objectstore.errors import InvalidArgument, InvalidRequest, MetadataTooLarge
@@ -57,11 +61,57 @@ def content_headers(request):
             headers[lower] = value
         elif lower.startswith(META_PREFIX):
             short = lower[len(META_PREFIX) :]
-            metadata[short] = value
+            metadata[short] = value = metadata_value(values[-1])
             size += len(short.encode()) + len(value.encode())
     if size > MAX_METADATA_BYTES:
         raise MetadataTooLarge(Size=size, MaxSizeAllowed=MAX_METADATA_BYTES)
     return headers, metadata
+
+
+# A value made of RFC 2047 encoded-words alone (whitespace between them is dropped).
+_ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+_ENCODED_WORDS = re.compile(rb"\s*(?:=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=\s*)+")
+
+
+def metadata_value(raw):
+    """An x-amz-meta-* value as stored: RFC 2047 encoded-words decoded (as AWS does), other bytes
+    read as UTF-8 (what botocore sends) or, when they are not UTF-8, as ISO-8859-1.
+
+    (GET sends it back encoded again where it is not printable US-ASCII: ``metadata_header``.)
+    """
+    if b"=?" in raw and _ENCODED_WORDS.fullmatch(raw):
+        try:
+            return "".join(_decoded_word(*word) for word in _ENCODED_WORD.findall(raw))
+        except (LookupError, ValueError, binascii.Error):
+            pass  # not decodable after all: kept as sent
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _decoded_word(charset, encoding, text):
+    if encoding in b"Bb":
+        data = base64.b64decode(text, validate=True)
+    else:
+        data = quopri.decodestring(text, header=True)
+    return data.decode(charset.decode("ascii").partition("*")[0])
+
+
+def metadata_header(value):
+    """A stored metadata value as a header: as it is when printable US-ASCII, else (as AWS answers
+    it) one RFC 2047 "Q" encoded-word over its UTF-8: ``\x04mymeta`` is ``=?UTF-8?Q?=04mymeta?=``.
+    """
+    if _PRINTABLE_ASCII.fullmatch(value):
+        return value.encode("ascii")
+    encoded = b"".join(_Q_WORD[byte] for byte in value.encode("utf-8"))
+    return b"=?UTF-8?Q?" + encoded + b"?="
+
+
+_PRINTABLE_ASCII = re.compile("[\t\x20-\x7e]*")
+# RFC 2047 section 5 (3): letters, digits and !*+-/ as they are, a space as "_", any other byte =XX.
+_Q_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/")
+_Q_WORD = [bytes([b]) if b in _Q_SAFE else b"_" if b == 0x20 else b"=%02X" % b for b in range(256)]
 
 
 def copy_source(header):

@@ -9,6 +9,7 @@ import hmac
 import os
 import socket
 import time
+from email.utils import formatdate
 
 import pytest
 import pytest_twisted
@@ -537,3 +538,94 @@ async def test_a_wrong_trailer_signature_is_refused_and_stores_nothing(server, b
     async with unchanged(server, settle=True):
         status, content = await server.blocking(send_in_pieces, server.port, head, body, 4096)
         assert (status, error_code(content)) == (403, "SignatureDoesNotMatch")
+
+
+# -- no signature: an Authorization header missing or empty ---------------------------------
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("authorization", [None, "", "  "], ids=["missing", "empty", "blank"])
+async def test_a_put_object_without_a_signature_is_access_denied(server, bucket_name, authorization):
+    await make_bucket(server, bucket_name)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    await refused(server, "AccessDenied", call(server, "PUT", f"/{bucket_name}/k", None, headers, b"bar"), 403)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("authorization", [None, ""], ids=["missing", "empty"])
+async def test_a_create_bucket_without_a_signature_is_access_denied(server, bucket_name, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    await refused(server, "AccessDenied", call(server, "PUT", f"/{bucket_name}", None, headers), 403)
+
+
+# -- Date and x-amz-date: which one dates a signature ---------------------------------------
+
+
+def with_headers(s3, operation, headers):
+    """*s3* (a boto3 client) adding *headers* to *operation* before it signs, as s3-tests does."""
+    s3.meta.events.register(f"before-call.s3.{operation}", lambda params, **_: params["headers"].update(headers))
+    return s3
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("date", [formatdate(usegmt=True), ""], ids=["date", "empty-date"])
+async def test_v4_with_a_date_header_signs_over_date_and_succeeds(server, bucket_name, date):
+    # botocore, told of a Date, sends an HTTP-date Date alone and signs its ISO form
+    # (s3-tests test_object_create_date_and_amz_date, test_object_create_amz_date_and_no_date).
+    await make_bucket(server, bucket_name)
+    s3 = with_headers(server.boto3(), "PutObject", {"Date": date, "X-Amz-Date": formatdate(usegmt=True)})
+    await server.blocking(s3.put_object, Bucket=bucket_name, Key="k", Body=b"bar")
+    response, content = await call(server, "GET", f"/{bucket_name}/k")
+    assert (response.code, content) == (200, b"bar")
+
+
+@pytest_twisted.ensureDeferred
+async def test_v4_signed_over_an_http_date_date_header_alone_succeeds(server, bucket_name):
+    # botocore's signer, given a Date, sends it (an HTTP date) without x-amz-date.
+    await make_bucket(server, bucket_name)
+    headers = signed_headers("PUT", f"{server.url}/{bucket_name}/k", headers={"Date": formatdate()}, body=b"bar")
+    assert "X-Amz-Date" not in headers and "date" in headers["Authorization"]
+    response, content = await call(server, "PUT", f"/{bucket_name}/k", None, headers, b"bar")
+    assert response.code == 200, content
+    response, content = await call(server, "GET", f"/{bucket_name}/k")
+    assert (response.code, content) == (200, b"bar")
+
+
+@pytest_twisted.ensureDeferred
+async def test_v4_x_amz_date_takes_precedence_over_an_invalid_date(server, bucket_name):
+    await make_bucket(server, bucket_name)
+    url = f"{server.url}/{bucket_name}/k"
+    headers = {k: [v] for k, v in signed_headers("PUT", url, body=b"bar").items()}
+    headers["Date"] = ["not a date"]  # unsigned, and ignored: x-amz-date dates the request
+    response = await treq.put(url, data=b"bar", headers=headers)
+    assert response.code == 200, await treq.content(response)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("amz_date", ["Bad Date", ""], ids=["invalid", "empty"])
+async def test_v4_an_invalid_x_amz_date_is_access_denied_despite_a_valid_date(server, bucket_name, amz_date):
+    await make_bucket(server, bucket_name)
+    url = f"{server.url}/{bucket_name}/k"
+    headers = signed_headers("PUT", url, body=b"bar")
+    headers.update({"X-Amz-Date": amz_date, "Date": formatdate(usegmt=True)})
+    request = call(server, "PUT", f"/{bucket_name}/k", None, headers, b"bar")
+    await refused(server, "AccessDenied", request, 403)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "amz_date, code",
+    [
+        ("Bad Date", "AccessDenied"),
+        ("", "AccessDenied"),
+        ("Tue, 07 Jul 2010 21:53:04 GMT", "RequestTimeTooSkewed"),
+        ("Tue, 07 Jul 1950 21:53:04 GMT", "AccessDenied"),
+        ("Tue, 07 Jul 9999 21:53:04 GMT", "RequestTimeTooSkewed"),
+    ],
+    ids=["invalid", "empty", "before-today", "before-epoch", "after-end"],
+)
+async def test_v2_x_amz_date_takes_precedence_over_date(server, bucket_name, amz_date, code):
+    # s3-tests test_object_create_bad_date_*_aws2: botocore's V2 signer sets a valid Date as well.
+    await make_bucket(server, bucket_name)
+    s3 = with_headers(server.boto3(signature_version="s3"), "PutObject", {"x-amz-date": amz_date})
+    await refused(server, code, lambda: s3.put_object(Bucket=bucket_name, Key="k", Body=b"bar"), 403)

@@ -145,6 +145,47 @@ async def test_put_without_length_or_chunking_is_refused_with_missing_content_le
 
 
 @pytest_twisted.ensureDeferred
+async def test_upload_part_without_length_or_chunking_is_refused_with_missing_content_length(server, bucket_name):
+    await call(server, "PUT", f"/{bucket_name}")
+    upload = await server.blocking(server.boto3().create_multipart_upload, Bucket=bucket_name, Key="m")
+    path = f"/{bucket_name}/m?partNumber=1&uploadId={upload['UploadId']}"
+    head = request_head(server, "PUT", path, {"Connection": "close"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head)
+        assert (answer.status, error_code(answer.body)) == (411, "MissingContentLength")
+
+
+@pytest_twisted.ensureDeferred
+async def test_bodiless_puts_need_no_content_length(server, bucket_name):
+    # As on AWS (s3-tests test_bucket_create_contentlength_none, test_object_acl_create_contentlength_none).
+    answer = await threads.deferToThread(
+        exchange, server.port, request_head(server, "PUT", f"/{bucket_name}", {"Connection": "close"})
+    )
+    assert answer.status == 200, answer.body
+    response, _ = await call(server, "PUT", f"/{bucket_name}/k", body=b"x")
+    assert response.code == 200
+    head = request_head(server, "PUT", f"/{bucket_name}/k?acl", {"x-amz-acl": "public-read", "Connection": "close"})
+    answer = await threads.deferToThread(exchange, server.port, head)
+    assert answer.status == 200, answer.body
+    response, content = await call(server, "GET", f"/{bucket_name}/k", keys=None)
+    assert (response.code, content) == (200, b"x")
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("length", ["", "-1", "ten"], ids=["empty", "negative", "word"])
+@pytest.mark.parametrize("target", ["object", "bucket"])
+async def test_a_content_length_that_is_no_length_is_a_bad_request(server, bucket_name, length, target):
+    # s3-tests test_{object,bucket}_create_bad_contentlength_{empty,negative}: 400.
+    if target == "object":
+        await call(server, "PUT", f"/{bucket_name}")
+    path = f"/{bucket_name}/k" if target == "object" else f"/{bucket_name}"
+    head = request_head(server, "PUT", path, {"Content-Length": length, "Connection": "close"})
+    async with unchanged(server):
+        answer = await threads.deferToThread(exchange, server.port, head + b"bar")
+        assert (answer.status, error_code(answer.body)) == (400, "BadRequest"), answer.data
+
+
+@pytest_twisted.ensureDeferred
 async def test_refusal_before_the_body_carries_a_request_id(server):
     head = request_head(server, "PUT", "/no-such-bucket/key", {"Content-Length": "10", "Expect": "100-continue"})
 

@@ -271,6 +271,18 @@ async def test_v2_paginator_with_delimiter_resumes_after_a_common_prefix(server,
     assert [s.get("Prefix") or s.get("Key") for s in seen] == ["a/", "b", "c/", "d"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_v2_an_empty_continuation_token_lists_from_the_start_and_is_echoed(server, bucket_name):
+    # s3-tests test_bucket_listv2_continuationtoken_empty: as if no token was given.
+    keys = ["bar", "baz", "foo", "quxx"]
+    await bucket_with(server, bucket_name, keys)
+    listed = await server.blocking(server.boto3().list_objects_v2, Bucket=bucket_name, ContinuationToken="")
+    assert (listed["ContinuationToken"], listed["IsTruncated"]) == ("", False)
+    assert [o["Key"] for o in listed["Contents"]] == keys
+    root = await list_raw(server, bucket_name, "list-type=2&continuation-token=&start-after=baz")
+    assert (text(root, "ContinuationToken"), keys_of(root)) == ("", ["foo", "quxx"])
+
+
 # -- refusals ----------------------------------------------------------------
 
 
@@ -280,7 +292,6 @@ async def test_v2_paginator_with_delimiter_resumes_after_a_common_prefix(server,
         "max-keys=ten",
         "max-keys=-1",
         "encoding-type=base64",
-        "list-type=2&continuation-token=",
         "list-type=2&continuation-token=not%20a%20token!",
         "list-type=2&continuation-token=QQ",
     ],

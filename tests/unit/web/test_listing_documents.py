@@ -228,7 +228,7 @@ async def test_v2_key_count_counts_common_prefixes_against_max_keys(s3, bucket):
     assert (prefixes(root), keys(root), find_text(root, "KeyCount")) == (["c/"], [], "1")
 
 
-@pytest.mark.parametrize("token", ["not-a-token!", "", "%%%%", "a"])
+@pytest.mark.parametrize("token", ["not-a-token!", "%%%%", "a"])
 @pytest_twisted.ensureDeferred
 async def test_v2_bad_continuation_token_is_invalid_argument(s3, bucket, token):
     answer = await listing(s3, bucket, f"list-type=2&continuation-token={quote(token)}", status=400)
