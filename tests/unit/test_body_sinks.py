@@ -123,11 +123,11 @@ def test_an_aborted_body_leaves_nothing_behind(tmp_path, make):
     "make, damage, error",
     [
         (buffered, lambda sink, data: sink.write(data + b"x"), MalformedXML),
-        (upload, lambda sink, data: (sink.write(data[:-1] + b"?"), sink.finish()), BadDigest),
+        (upload, lambda sink, data: (sink.write(data[:-1] + bytes([data[-1] ^ 1])), sink.finish()), BadDigest),
         (aws_chunked_upload, lambda sink, data: (sink.write(data[:-5]), sink.finish()), IncompleteBody),
         (
             sha256_checked_upload,
-            lambda sink, data: (sink.write(data[:-1] + b"?"), sink.finish()),
+            lambda sink, data: (sink.write(data[:-1] + bytes([data[-1] ^ 1])), sink.finish()),
             XAmzContentSHA256Mismatch,
         ),
     ],
