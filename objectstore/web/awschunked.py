@@ -16,10 +16,18 @@ MAX_TRAILER_BYTES = 16 * 1024
 
 
 def is_aws_chunked(request):
-    """Is the body aws-chunked framed (by Content-Encoding or a STREAMING- payload hash)?"""
+    """Is the body aws-chunked framed (a STREAMING- payload hash, or aws-chunked with its decoded length)?
+
+    ``Content-Encoding: aws-chunked`` alone is only a label: a client may
+    send it over a plain body (s3-tests' content-encoding test does, and
+    AWS stores such a body as sent, dropping the label). Framing comes with
+    a STREAMING- payload hash or x-amz-decoded-content-length.
+    """
     payload = request.getHeaderText(b"x-amz-content-sha256", "")
+    if payload.startswith("STREAMING-"):
+        return True
     encodings = request.getHeaderText(b"Content-Encoding", "")
-    return payload.startswith("STREAMING-") or "aws-chunked" in _tokens(encodings)
+    return "aws-chunked" in _tokens(encodings) and request.getHeader(b"x-amz-decoded-content-length") is not None
 
 
 def decoded_length(request):
