@@ -59,6 +59,7 @@ PROGRESS_EVERY = 1000  # objects (or images) between progress lines of the comma
 DEFAULT_RATE = 10 * MiB  # the server's, bytes a second
 PASS_INTERVAL = 24 * 3600.0  # seconds from the start of one background pass to the next
 SAVE_EVERY = 10.0  # seconds between saves of the background scrub's place
+START_DELAY = 60.0  # seconds after start before a pass goes on: start-up and its clients first
 QUEUE_LIMIT = 1000  # objects waiting for a whole read after a ranged one; more are left to the pass
 RETRY_SECONDS = 60.0  # after a failed step (an index error, say), before the next
 BACKGROUND = "background"  # its scrub_progress row
@@ -157,6 +158,7 @@ class BackgroundScrub:
         interval: float = PASS_INTERVAL,
         clock: Callable[[], float] = time.time,
         save_every: float = SAVE_EVERY,
+        start_delay: float = START_DELAY,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -164,6 +166,8 @@ class BackgroundScrub:
         self.interval = interval
         self.clock = clock
         self.save_every = save_every
+        self.start_delay = start_delay
+        self._not_before = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._queue: collections.OrderedDict = collections.OrderedDict()
@@ -179,6 +183,7 @@ class BackgroundScrub:
         if self._thread is not None:
             return
         self._stopped = Deferred()
+        self._not_before = time.monotonic() + self.start_delay
         self._thread = threading.Thread(target=self._run, name="objectstore-scrub", daemon=True)
         self._thread.start()
 
@@ -241,6 +246,9 @@ class BackgroundScrub:
 
     def _step(self, objects: ObjectScrub, images: ImageScrub) -> float:
         """Go on with the pass until the queue needs serving; the seconds to wait before the next step."""
+        delay = self._not_before - time.monotonic()
+        if delay > 0:
+            return delay  # whole reads queued meanwhile are served all the same
         conn = self.store.disk.reader()
         place = rows.read_scrub_progress(conn, BACKGROUND)
         now = self.clock()

@@ -203,7 +203,9 @@ async def test_the_background_scrub_resumes_where_it_stopped_and_begins_a_pass_o
     # As if a pass stopped after "one": it goes on from "two", and finds only "three".
     started = time.time()
     await store.disk.write(lambda c: rows.save_scrub_progress(c, "background", f"objects:{ids['one']}", started))
-    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=0, interval=1.0, save_every=0)
+    background = scrubbing.BackgroundScrub(
+        store, Catalog(store.index), rate=0, interval=1.0, save_every=0, start_delay=0
+    )
     background.start()
     try:
         await eventually(lambda: background.passes == 1)
@@ -223,7 +225,7 @@ async def test_an_object_read_only_in_part_is_read_whole_before_the_pass_goes_on
     await store.create_bucket("b", "o", "us-east-1", ACL)
     await put(store, "ranged", os.urandom(10 * KiB))
     await store.index.tidied()
-    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=0, interval=3600.0)
+    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=0, interval=3600.0, start_delay=0)
     store.scrubber = background
     background.start()
     try:
@@ -245,7 +247,7 @@ async def test_stopping_the_background_scrub_mid_pass_keeps_its_place(store):
         await put(store, f"k{n}", os.urandom(64 * KiB))
     await store.index.tidied()
     # 64 KiB a second: a pass of 320 KiB takes five seconds; it is stopped after one or two objects.
-    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=64 * KiB, save_every=0)
+    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=64 * KiB, save_every=0, start_delay=0)
     background.start()
     conn = store.index.reader()
     await eventually(lambda: (rows.read_scrub_progress(conn, "background") or ("",))[0] not in ("", "objects:0"))
@@ -268,3 +270,21 @@ def test_an_old_object_with_nothing_to_check_against_gets_a_baseline_and_is_chec
     flip_blob(folder, "big", 7)
     status, lines, _ = run_scrub(capsys, folder)
     assert (status, lines[:-1]) == (3, ['damaged-object b/big what="its bytes fail the checksum recorded"'])
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_pass_goes_on_in_the_first_minute_but_queued_whole_reads_are_served(store):
+    await store.create_bucket("b", "o", "us-east-1", ACL)
+    await put(store, "ranged", os.urandom(10 * KiB))
+    await store.index.tidied()
+    flip_blob(store.data_dir, "ranged", 10)
+    background = scrubbing.BackgroundScrub(store, Catalog(store.index), rate=0)
+    background.start()
+    try:
+        background.check_soon("b", "ranged")
+        conn = store.index.reader()
+        await eventually(lambda: conn.execute("SELECT damage FROM objects").fetchone()[0] is not None)
+        # Start-up is left alone: the pass has not begun, its place is not even written.
+        assert rows.read_scrub_progress(conn, "background") is None and background.passes == 0
+    finally:
+        await background.stop()
