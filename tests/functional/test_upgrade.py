@@ -38,11 +38,12 @@ def old_data_dir(request, tmp_path):
 
 
 def _without_crcs(data_dir):
-    """Objects with bytes but no CRC32 yet, and available images without one: what a scrub records."""
+    """Objects with a segment or inline row without its CRC32 (empty ones too), and available images
+    without one: what a scrub records."""
     index = sqlite3.connect(data_dir / "meta.sqlite")
     try:
         objects = index.execute(
-            "SELECT count(*) FROM objects o WHERE o.size > 0 AND ("
+            "SELECT count(*) FROM objects o WHERE ("
             " EXISTS (SELECT 1 FROM segments s WHERE s.object = o.id AND s.crc32 IS NULL)"
             " OR EXISTS (SELECT 1 FROM inline_data i WHERE i.object = o.id AND i.crc32 IS NULL))"
         ).fetchone()[0]
