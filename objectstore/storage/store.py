@@ -65,6 +65,9 @@ class Store:
         self.multipart = Multipart(self.disk)
         # What reads objects whole in the background (storage/scrub.py), once started; ranges hand it theirs.
         self.scrubber: Optional[Any] = None
+        # Objects found damaged whose mark is not committed yet, by (bucket, key): (etag, modified).
+        # A read that follows the one that found the damage is refused at once, not cut again.
+        self._found_damaged: dict = {}
 
     # -- life cycle ------------------------------------------------------
 
@@ -192,7 +195,7 @@ class Store:
         """
         for _ in range(3):
             info, (data, inline_crc) = rows.lookup_object(self.index.reader(), rows.OBJECT_WITH_BYTES, bucket, key)
-            if info.damage is not None:
+            if info.damage is not None or self._found_damaged.get((bucket, key)) == (info.etag, info.modified):
                 raise ObjectDamaged()
             if not info.segments:
                 return info, self._checked_inline(info, data or b"", inline_crc)
@@ -225,7 +228,7 @@ class Store:
         if inline_crc is None:
             return self._verifying(info, InlineBody(data), None)
         if crc32(data) != inline_crc:
-            self.reactor.callFromThread(self.quarantine, info, "its bytes fail the checksum recorded")
+            self._found(info, "its bytes fail the checksum recorded")
             raise ObjectDamaged()
         return InlineBody(data)
 
@@ -241,9 +244,14 @@ class Store:
         return VerifyingBody(
             body,
             Verifier(checks),
-            damaged=lambda what: self.reactor.callFromThread(self.quarantine, info, what),
+            damaged=lambda what: self._found(info, what),
             unverified=lambda: self.reactor.callFromThread(self._check_soon, info),
         )
+
+    def _found(self, info: ObjectInfo, what: str) -> None:
+        """A read (in any thread) found *info* damaged: refuse it from now on, and have it marked."""
+        self._found_damaged[(info.bucket, info.key)] = (info.etag, info.modified)
+        self.reactor.callFromThread(self.quarantine, info, what)
 
     def quarantine(self, info: ObjectInfo, what: str) -> Deferred:
         """Mark *info* (if still its key's object) damaged: refused to readers from now on, and reported."""
@@ -256,7 +264,14 @@ class Store:
         )
         marked = self.disk.write(lambda conn: rows.mark_damaged(conn, info, what))
         marked.addErrback(lambda failure: log.failure("Marking {key} damaged failed", failure, key=info.key))
+        # Once the mark is in the index (or failed to go there), the row says what this said.
+        marked.addBoth(self._forget_found, info)
         return marked
+
+    def _forget_found(self, result: Any, info: ObjectInfo) -> Any:
+        if self._found_damaged.get((info.bucket, info.key)) == (info.etag, info.modified):
+            del self._found_damaged[(info.bucket, info.key)]
+        return result
 
     def _check_soon(self, info: ObjectInfo) -> None:
         """A range read *info* without deciding its checks: have the scrubber read it whole."""

@@ -150,6 +150,9 @@ async def test_a_flipped_byte_is_found_by_a_read_or_by_scrub_and_never_served(tm
             assert isinstance(cut, botocore.exceptions.ClientError) and cut.response["Error"]["Code"] == DAMAGED
         else:
             assert not isinstance(cut, botocore.exceptions.ClientError), cut
+        # The very next GET is refused, even before the mark is in the index.
+        got, content = await call(server, "GET", "/rot/read-victim")
+        assert (got.code, error_code(content)) == (500, DAMAGED)
         # Marked as the read failed: refused from then on, to whoever may read it.
         await eventually(
             lambda: (
