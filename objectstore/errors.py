@@ -78,6 +78,7 @@ NoSuchBucketPolicy = _error("NoSuchBucketPolicy", 404, "The bucket policy does n
 NoSuchCORSConfiguration = _error("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
 NoSuchLifecycleConfiguration = _error("NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist")
 NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+InvalidTag = _error("InvalidTag", 400, "The tag provided was not a valid tag.")
 NoSuchWebsiteConfiguration = _error(
     "NoSuchWebsiteConfiguration", 404, "The specified bucket does not have a website configuration"
 )

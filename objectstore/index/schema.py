@@ -184,6 +184,7 @@ TABLE_OWNERS = {
     "images": "registry",
     "scrub_progress": "storage",
     "completed_uploads": "storage",
+    "bucket_tags": "storage",
 }
 
 # Checksums to find bit rot by (storage/integrity.py, storage/scrub.py).
@@ -234,10 +235,20 @@ CREATE INDEX completed_uploads_by_age ON completed_uploads (completed);
 CREATE INDEX completed_uploads_by_bucket ON completed_uploads (bucket);
 """
 
+# A bucket's tag set (PutBucketTagging), as JSON [[key, value], ...] in the order given; no row:
+# no tag set (NoSuchTagSet). Gone with its bucket.
+_BUCKET_TAGS = """
+CREATE TABLE bucket_tags (
+    bucket TEXT PRIMARY KEY,
+    tags TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS = (
     Migration(1, "the tables of storage, auth and the image registry", _BASELINE),
     Migration(2, "checksums to find bit rot by, damage marks, and the scrubber's progress", _CHECKSUMS),
     Migration(3, "uploads completed lately, to answer a Complete sent again", _COMPLETED),
+    Migration(4, "bucket tag sets", _BUCKET_TAGS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

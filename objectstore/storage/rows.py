@@ -322,6 +322,7 @@ def delete_bucket_row(conn: sqlite3.Connection, name: str) -> None:
     require_bucket(conn, name)
     if conn.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone():
         raise BucketNotEmpty(BucketName=name)
+    conn.execute("DELETE FROM bucket_tags WHERE bucket = ?", (name,))
     conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
 
 
@@ -329,6 +330,27 @@ def update_bucket_acl(conn: sqlite3.Connection, name: str, acl: dict) -> None:
     cur = conn.execute("UPDATE buckets SET acl = ? WHERE name = ?", (json.dumps(acl), name))
     if cur.rowcount == 0:
         raise NoSuchBucket(BucketName=name)
+
+
+def read_bucket_tags(conn: sqlite3.Connection, name: str) -> Optional[list[tuple[str, str]]]:
+    """The bucket's tag set, in the order it was given; None if it has none (NoSuchBucket if no bucket)."""
+    row = conn.execute("SELECT tags FROM bucket_tags WHERE bucket = ?", (name,)).fetchone()
+    if row is None:
+        require_bucket(conn, name)
+        return None
+    return [(key, value) for key, value in json.loads(row[0])]
+
+
+def write_bucket_tags(conn: sqlite3.Connection, name: str, tags: Optional[list[tuple[str, str]]]) -> None:
+    """Replace the bucket's tag set with *tags* (None: remove it)."""
+    require_bucket(conn, name)
+    if tags is None:
+        conn.execute("DELETE FROM bucket_tags WHERE bucket = ?", (name,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO bucket_tags (bucket, tags) VALUES (?, ?)",
+            (name, json.dumps([list(t) for t in tags])),
+        )
 
 
 def update_object_acl(conn: sqlite3.Connection, bucket: str, key: str, acl: dict, expected: ObjectInfo) -> bool:

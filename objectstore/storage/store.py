@@ -176,6 +176,15 @@ class Store:
             self._forget_bucket(name)
         )
 
+    def get_bucket_tags(self, name: str) -> Optional[list[tuple[str, str]]]:
+        """The bucket's tag set (None: it has none); NoSuchBucket."""
+        return rows.read_bucket_tags(self.index.reader(), name)
+
+    def set_bucket_tags(self, name: str, tags: Optional[list[tuple[str, str]]]) -> Deferred:
+        """Replace the bucket's tag set (None removes it); NoSuchBucket. Removing is never refused for space."""
+        write = self.disk.write if tags is None else self.disk.write_with_room
+        return write(lambda conn: rows.write_bucket_tags(conn, name, tags))
+
     # -- objects ---------------------------------------------------------
 
     def get_object(self, bucket: str, key: str) -> ObjectInfo:

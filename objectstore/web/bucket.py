@@ -24,7 +24,7 @@ from objectstore.errors import (
     ServerSideEncryptionConfigurationNotFoundError,
 )
 from objectstore.storage.names import check_bucket_name, check_key
-from objectstore.web import listing, versions
+from objectstore.web import listing, tagging, versions
 from objectstore.web.access import require, require_owner, require_user
 from objectstore.web.acl_input import ACL_BODY_LIMIT, acl_from_headers, acl_headers, requested_policy
 from objectstore.web.body import BufferedBody, parse_content_md5
@@ -293,7 +293,34 @@ class BucketResource(S3Resource):
         _not_configured(NoSuchPublicAccessBlockConfiguration)
     )
     get_ownership_controls = operation("GET", "ownershipControls")(_not_configured(OwnershipControlsNotFoundError))
-    get_tagging = operation("GET", "tagging")(_not_configured(NoSuchTagSet))
+
+    @operation("GET", "tagging")
+    async def get_tagging(self, request):
+        self.owned_bucket(request)
+        tags = self.store.get_bucket_tags(self.name)
+        if tags is None:
+            raise NoSuchTagSet(BucketName=self.name)
+        send_xml(request, tagging.tagging_document(tags))
+
+    def receive_put_tagging(self, request, length):
+        # Refused before the document is read when the caller is not the owner.
+        self.owned_bucket(request)
+        content_md5 = parse_content_md5(request.getHeaderText(b"Content-MD5"))
+        return Received.of_document(BufferedBody(tagging.TAGGING_BODY_LIMIT, content_md5=content_md5))
+
+    @operation("PUT", "tagging")
+    async def put_tagging(self, request):
+        self.owned_bucket(request)
+        tags = tagging.parse_tag_set(request.received.document_bytes(), tagging.MAX_BUCKET_TAGS)
+        await self.store.set_bucket_tags(self.name, tags)
+        send_empty(request, 204)
+
+    @operation("DELETE", "tagging")
+    async def delete_tagging(self, request):
+        self.owned_bucket(request)
+        await self.store.set_bucket_tags(self.name, None)
+        send_empty(request, 204)
+
     get_website = operation("GET", "website")(_not_configured(NoSuchWebsiteConfiguration))
     get_encryption = operation("GET", "encryption")(_not_configured(ServerSideEncryptionConfigurationNotFoundError))
     get_object_lock = operation("GET", "object-lock")(_not_configured(ObjectLockConfigurationNotFoundError))

@@ -113,6 +113,24 @@ async def test_buckets_are_created_listed_refused_twice_and_deleted(store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_bucket_keeps_its_tag_set_in_order_until_it_is_removed_or_the_bucket_goes(store):
+    await store.create_bucket("tagged", "alice", "r", ACL)
+    assert await settle(store.get_bucket_tags("tagged")) is None
+    await store.set_bucket_tags("tagged", [("team", "blue"), ("cost", "42")])
+    assert await settle(store.get_bucket_tags("tagged")) == [("team", "blue"), ("cost", "42")]
+    await store.set_bucket_tags("tagged", [("only", "")])
+    assert await settle(store.get_bucket_tags("tagged")) == [("only", "")]
+    await store.set_bucket_tags("tagged", None)
+    assert await settle(store.get_bucket_tags("tagged")) is None
+    await store.set_bucket_tags("tagged", [("again", "x")])
+    await store.delete_bucket("tagged")
+    await store.create_bucket("tagged", "bob", "r", ACL)
+    assert await settle(store.get_bucket_tags("tagged")) is None  # a new bucket of the name starts bare
+    assert isinstance(await failure_of(lambda: store.get_bucket_tags("missing")), NoSuchBucket)
+    assert isinstance(await failure_of(lambda: store.set_bucket_tags("missing", [("a", "b")])), NoSuchBucket)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_bucket_with_objects_is_not_deleted(store):
     await store.create_bucket("b", "alice", "r", ACL)
     await put(store, "b", "k", b"x")
