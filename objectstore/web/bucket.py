@@ -126,13 +126,16 @@ class BucketResource(S3Resource):
 
     # -- listing -----------------------------------------------------------
 
+    def _listing_of(self, request):
+        """(prefix, delimiter, max-keys) of a listing the caller may make; bad arguments refused before the scan."""
+        self.bucket(request, acls.READ)
+        max_keys = listing.max_keys_of(request)
+        listing.encoder_of(request)
+        return arg(request, "prefix", ""), arg(request, "delimiter", ""), max_keys
+
     @operation("GET")
     async def list_objects(self, request):
-        self.bucket(request, acls.READ)
-        prefix = arg(request, "prefix", "")
-        delimiter = arg(request, "delimiter", "")
-        max_keys = listing.max_keys_of(request)
-        listing.encoder_of(request)  # refuse a bad encoding-type before the scan
+        prefix, delimiter, max_keys = self._listing_of(request)
         credentials = self.app.credentials
         if arg(request, "list-type") == "2":
             token = arg(request, "continuation-token")
@@ -161,11 +164,7 @@ class BucketResource(S3Resource):
 
     @operation("GET", "versions")
     async def list_object_versions(self, request):
-        self.bucket(request, acls.READ)
-        prefix = arg(request, "prefix", "")
-        delimiter = arg(request, "delimiter", "")
-        max_keys = listing.max_keys_of(request)
-        listing.encoder_of(request)  # refuse a bad encoding-type before the scan
+        prefix, delimiter, max_keys = self._listing_of(request)
         key_marker, version_marker, after = versions.versions_start(request)
         page = await self.store.list_objects(self.name, prefix, delimiter, after, max_keys)
         document = versions.versions_document(

@@ -116,13 +116,18 @@ def v2_document(request, bucket, listing, prefix, delimiter, start_after, token,
 
 def _tail(root, request, listing, delimiter, max_keys, enc, credentials, with_owner):
     """What both listing versions end with, in AWS's order."""
+    page_terms(root, request, listing, delimiter, max_keys, enc)
+    _contents(root, listing, enc, credentials, with_owner)
+
+
+def page_terms(root, request, listing, delimiter, max_keys, enc):
+    """MaxKeys, Delimiter, EncodingType and IsTruncated: what every listing of keys says before its entries."""
     xmlio.sub(root, "MaxKeys", str(max_keys))
     if delimiter:
         key_text(root, "Delimiter", enc(delimiter))
     if arg(request, "encoding-type"):
         xmlio.sub(root, "EncodingType", "url")
     xmlio.sub(root, "IsTruncated", _bool(listing.truncated))
-    _contents(root, listing, enc, credentials, with_owner)
 
 
 def _contents(root, listing, enc, credentials, with_owner):

@@ -25,6 +25,7 @@ from objectstore.web.multipart import MultipartOperations
 from objectstore.web.multipart_documents import checksum_headers
 from objectstore.web.multipart_input import part_number_of
 from objectstore.web.received import Received
+from objectstore.web.request import STAMP_HEADERS
 from objectstore.web.resource import S3Resource, arg, client_gone, operation, send_empty, send_xml
 from objectstore.web.streaming import BodyProducer
 from objectstore.web.upload_input import (
@@ -296,14 +297,10 @@ def _answer_at_once(request, body, start, end):
     request.finish()
 
 
-# The headers every answer carries (Request._stamp); the rest were the object's.
-_ANSWER_HEADERS = (b"server", b"date", b"x-amz-request-id", b"x-amz-id-2", b"connection")
-
-
 def _drop_object_headers(request):
     """Take back the object's headers (metadata, encoding, length...) so an error can answer in their place."""
     for name, _ in list(request.responseHeaders.getAllRawHeaders()):
-        if name.lower() not in _ANSWER_HEADERS:
+        if name.lower() not in STAMP_HEADERS:
             request.responseHeaders.removeHeader(name)
     request.setResponseCode(200)
 

@@ -27,6 +27,10 @@ LARGE_BODY = 1024 * 1024
 BIG_READ = 256 * 1024
 
 
+# The headers _stamp sets on every answer, and Connection: what an answer keeps if it turns into an error.
+STAMP_HEADERS = (b"server", b"date", b"x-amz-request-id", b"x-amz-id-2", b"connection")
+
+
 class S3Request(server.Request):
     # Set in gotLength, by the router (web/root.py): who is calling and what
     # they name; by the resource's prepare (web/resource.py): the operation
@@ -173,7 +177,7 @@ class S3Request(server.Request):
         reactor.callLater(0, write_error, self, error)
 
     def _stamp(self):
-        """The headers every answer carries, refusals included."""
+        """The headers every answer carries, refusals included (STAMP_HEADERS)."""
         self.setHeader(b"Server", b"objectstore")
         self.setHeader(b"Date", http_date_now())
         self.setHeader(b"x-amz-request-id", self.request_id.encode())

@@ -12,7 +12,7 @@ versioned.
 from objectstore import xmlio
 from objectstore.errors import InvalidArgument
 from objectstore.web.formats import iso8601, owner_element
-from objectstore.web.listing import encoder_of, key_text
+from objectstore.web.listing import encoder_of, key_text, page_terms
 from objectstore.web.resource import arg
 
 NULL_VERSION = "null"
@@ -57,12 +57,7 @@ def versions_document(request, bucket, listing, prefix, delimiter, key_marker, v
         key_text(root, "NextKeyMarker", enc(listing.last))
         # Always named with the key marker: clients hand both back as they got them.
         xmlio.sub(root, "NextVersionIdMarker", NULL_VERSION)
-    xmlio.sub(root, "MaxKeys", str(max_keys))
-    if delimiter:
-        key_text(root, "Delimiter", enc(delimiter))
-    if arg(request, "encoding-type"):
-        xmlio.sub(root, "EncodingType", "url")
-    xmlio.sub(root, "IsTruncated", "true" if listing.truncated else "false")
+    page_terms(root, request, listing, delimiter, max_keys, enc)
     for entry in listing.entries:
         version = xmlio.sub(root, "Version")
         key_text(version, "Key", enc(entry.key))

@@ -1,5 +1,6 @@
 """Scrubbing: ``objectstore-manage scrub`` over a data folder, its pace, and the server's background scrub."""
 
+import io
 import os
 import sqlite3
 import time
@@ -9,6 +10,7 @@ import pytest
 import pytest_twisted
 
 from objectstore import scrub as scrubbing
+from objectstore.index.database import INDEX_FILE, Index
 from objectstore.manage import main
 from objectstore.registry.catalog import Catalog
 from objectstore.storage import rows
@@ -133,33 +135,15 @@ def test_a_bad_rate_is_refused_and_nothing_is_read(capsys, folder):
     assert err.startswith("objectstore-manage: --rate fast: ")
 
 
-def test_progress_goes_to_stderr(capsys, folder, monkeypatch):
-    monkeypatch.setattr(scrubbing, "PROGRESS_EVERY", 1)
-    status = scrubbing.scrub(folder, _open_index(folder), _Out(), _Err(), progress_every=2)
-    assert status == 0
-    assert _Err.lines == ["scrub: objects: 2 checked, 0.2 MiB read"]
-
-
-class _Out:
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
-
-
-class _Err(_Out):
-    lines: list = []
-
-    def write(self, text):
-        if text.strip():
-            _Err.lines.append(text.strip())
-
-
-def _open_index(path):
-    from objectstore.index.database import INDEX_FILE, Index
-
-    return Index(os.path.join(path, INDEX_FILE), durable=True, reactor=None).open()
+def test_progress_goes_to_stderr_and_the_summary_to_stdout(folder):
+    out, err = io.StringIO(), io.StringIO()
+    index = Index(os.path.join(folder, INDEX_FILE), durable=True, reactor=None).open()
+    try:
+        assert scrubbing.scrub(folder, index, out, err, progress_every=2) == 0
+    finally:
+        index.close()
+    assert err.getvalue().splitlines() == ["scrub: objects: 2 checked, 0.2 MiB read"]
+    assert out.getvalue().splitlines()[0].startswith("summary objects=3 ")
 
 
 def test_pace_sleeps_off_what_was_read_and_stops_when_told():
